@@ -1,0 +1,1 @@
+"""segdet: semantic segmentation with optional instance masks."""

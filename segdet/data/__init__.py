@@ -1,0 +1,14 @@
+"""Datasets (catalog, formats), label decoding, the mapper and the data loaders."""
+from segdet.data.catalog import DatasetCatalog, MetadataCatalog, get_dataset_dicts, register_dataset
+from segdet.data.label_codec import LabelCodec
+from segdet.data.metadata import Metadata, load_classes_file
+
+__all__ = [
+    "DatasetCatalog",
+    "MetadataCatalog",
+    "Metadata",
+    "LabelCodec",
+    "get_dataset_dicts",
+    "load_classes_file",
+    "register_dataset",
+]

@@ -1,0 +1,117 @@
+"""Read images and label files with errors that name the file and the problem."""
+from __future__ import annotations
+
+import logging
+import os
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from segdet.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+LABEL_FORMATS = ("gray", "blue", "rgb", "palette", "instance_ids")
+
+
+def _check_exists(path: str, what: str) -> None:
+    if not os.path.exists(path):
+        raise DataError(f"{what} not found: {path}")
+    if not os.path.isfile(path):
+        raise DataError(f"{what} is not a file: {path}")
+
+
+def _imread(path: str, what: str) -> np.ndarray:
+    _check_exists(path, what)
+    data = np.fromfile(path, dtype=np.uint8)
+    if data.size == 0:
+        raise DataError(f"{what} is empty (0 bytes): {path}")
+    array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise DataError(f"{what} is corrupt or not an image format OpenCV can read: {path}")
+    return array
+
+
+def read_image(path: str) -> np.ndarray:
+    """Read an image as RGB uint8, HxWx3.
+
+    Gray images are replicated to three channels; an alpha channel is dropped;
+    16-bit images are scaled to 8 bits (with a warning). Anything else is an error.
+    """
+    array = _imread(path, "image")
+    if array.dtype == np.uint16:
+        logger.warning("image %s is 16-bit; scaling it to 8 bits", path)
+        array = (array.astype(np.float32) / 257.0).round().astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise DataError(f"image {path} has pixel type {array.dtype}; expected 8- or 16-bit integers")
+    if array.ndim == 2:
+        return np.ascontiguousarray(np.repeat(array[:, :, None], 3, axis=2))
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise DataError(f"image {path} has shape {array.shape}; expected gray, RGB or RGBA")
+    if array.shape[2] == 1:
+        return np.ascontiguousarray(np.repeat(array, 3, axis=2))
+    if array.shape[2] == 4:
+        return cv2.cvtColor(array, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(array, cv2.COLOR_BGR2RGB)
+
+
+def image_size(path: str) -> tuple[int, int]:
+    """(height, width) of an image file, reading only its header."""
+    _check_exists(path, "image")
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise DataError(f"image is corrupt or not a readable image: {path} ({e})") from None
+    return height, width
+
+
+def read_label_array(path: str, label_format: str) -> np.ndarray:
+    """Read a label file's raw values, before they are turned into class ids.
+
+    Returns HxW integers for "gray", "blue" (the blue channel), "palette" (the
+    palette indices) and "instance_ids"; HxWx3 RGB for "rgb".
+    """
+    if label_format not in LABEL_FORMATS:
+        raise DataError(f"unknown label format {label_format!r}; expected one of {list(LABEL_FORMATS)}")
+    if label_format == "palette":
+        _check_exists(path, "label file")
+        try:
+            with Image.open(path) as im:
+                if im.mode != "P":
+                    raise DataError(
+                        f"label file {path} is not an indexed (palette) PNG (mode {im.mode}); "
+                        "use label format 'gray', 'blue' or 'rgb'"
+                    )
+                return np.array(im)
+        except (UnidentifiedImageError, OSError, ValueError) as e:
+            raise DataError(f"label file is corrupt or not a readable image: {path} ({e})") from None
+    array = _imread(path, "label file")
+    if array.dtype not in (np.uint8, np.uint16):
+        raise DataError(f"label file {path} has pixel type {array.dtype}; expected 8- or 16-bit integers")
+    if label_format in ("gray", "instance_ids"):
+        if array.ndim == 3:
+            if array.shape[2] == 4:
+                array = array[:, :, :3]
+            if not (np.array_equal(array[:, :, 0], array[:, :, 1]) and np.array_equal(array[:, :, 0], array[:, :, 2])):
+                raise DataError(
+                    f"label file {path} has color pixels but the label format is '{label_format}' "
+                    "(one class id per pixel); use 'blue', 'rgb' or 'palette'"
+                )
+            array = array[:, :, 0]
+        return array
+    if array.ndim != 3 or array.shape[2] < 3:
+        raise DataError(f"label file {path} has one channel but the label format '{label_format}' needs RGB")
+    if label_format == "blue":
+        return np.ascontiguousarray(array[:, :, 0])  # OpenCV stores BGR: channel 0 is blue
+    return cv2.cvtColor(array[:, :, :3], cv2.COLOR_BGR2RGB)
+
+
+def write_image(path: str, rgb: np.ndarray) -> None:
+    """Write an RGB (or gray) uint8 array; the format follows the extension."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    array = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if rgb.ndim == 3 else rgb
+    if not cv2.imwrite(path, array):
+        raise DataError(f"cannot write image {path}")

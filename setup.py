@@ -5,6 +5,7 @@ setup(
     version="0.1.0",
     description="Semantic segmentation with optional instance masks: a Panoptic FPN trained by one trainer",
     packages=find_packages(include=["segdet", "segdet.*"]),
+    package_data={"segdet.data": ["builtin_splits/*.json"]},
     python_requires=">=3.10",
     install_requires=[
         "torch",
@@ -20,7 +21,7 @@ setup(
         "tensorboard",
     ],
     extras_require={
-        "dev": ["pytest", "onnx", "onnxruntime"],
-        "export": ["onnx", "onnxruntime"],
+        "dev": ["pytest", "onnx", "onnxruntime", "onnxscript"],
+        "export": ["onnx", "onnxruntime", "onnxscript"],
     },
 )

@@ -91,14 +91,16 @@ def _check_and_coerce(loaded: dict, defaults: _FvCfgNode, prefix: str, source: s
                 raise ConfigError(f"{source}: '{full_key}' is a section; expected a mapping of keys")
             _check_and_coerce(loaded[key], default, f"{full_key}.", source)
         else:
-            loaded[key] = _coerce_value(loaded[key], default, full_key, source)
+            # As yacs does when it builds a node: "(1, 2)" in YAML means the tuple.
+            value = _FvCfgNode._decode_cfg_value(loaded[key])
+            loaded[key] = _coerce_value(value, default, full_key, source)
 
 
 def get_cfg() -> CfgNode:
     """A fresh copy of the default config."""
     from segdet.config.defaults import _C
 
-    return CfgNode(_C.clone())
+    return _C.clone()
 
 
 def load_config(config_file: str | None = None, opts: Sequence[str] = ()) -> CfgNode:

@@ -2,15 +2,15 @@
 
 Keys detectron2 lacks are marked "segdet:" in the comment above them.
 """
-from fvcore.common.config import CfgNode as _FvCfgNode
+from segdet.config.config import CfgNode as CN
 
-_C = _FvCfgNode()
+_C = CN()
 _C.VERSION = 1
 
 # ---------------------------------------------------------------------------
 # Model
 # ---------------------------------------------------------------------------
-_C.MODEL = _FvCfgNode()
+_C.MODEL = CN()
 # "PanopticFPN" (instances + semantic head) or "SemanticSegmentor" (semantic only).
 _C.MODEL.META_ARCHITECTURE = "PanopticFPN"
 # "auto" picks cuda when available, else cpu.
@@ -22,26 +22,25 @@ _C.MODEL.MASK_ON = True
 _C.MODEL.PIXEL_MEAN = [123.675, 116.28, 103.53]
 _C.MODEL.PIXEL_STD = [58.395, 57.12, 57.375]
 
-_C.MODEL.BACKBONE = _FvCfgNode()
+_C.MODEL.BACKBONE = CN()
 _C.MODEL.BACKBONE.NAME = "build_resnet_fpn_backbone"
 # Stages frozen: 0 = none (training from scratch), 1 = stem, 2 = stem + res2, ...
 _C.MODEL.BACKBONE.FREEZE_AT = 0
 
-_C.MODEL.RESNETS = _FvCfgNode()
+_C.MODEL.RESNETS = CN()
 _C.MODEL.RESNETS.DEPTH = 50
 # "BN", "FrozenBN", "GN" or "SyncBN".
 _C.MODEL.RESNETS.NORM = "BN"
-_C.MODEL.RESNETS.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
 
-_C.MODEL.FPN = _FvCfgNode()
+_C.MODEL.FPN = CN()
 _C.MODEL.FPN.OUT_CHANNELS = 256
 
-_C.MODEL.ANCHOR_GENERATOR = _FvCfgNode()
+_C.MODEL.ANCHOR_GENERATOR = CN()
 # One list of sizes per FPN level (p2-p6).
 _C.MODEL.ANCHOR_GENERATOR.SIZES = [[32], [64], [128], [256], [512]]
 _C.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS = [[0.5, 1.0, 2.0]]
 
-_C.MODEL.RPN = _FvCfgNode()
+_C.MODEL.RPN = CN()
 _C.MODEL.RPN.IOU_THRESHOLDS = [0.3, 0.7]
 _C.MODEL.RPN.BATCH_SIZE_PER_IMAGE = 256
 _C.MODEL.RPN.POSITIVE_FRACTION = 0.5
@@ -51,7 +50,7 @@ _C.MODEL.RPN.POST_NMS_TOPK_TRAIN = 1000
 _C.MODEL.RPN.POST_NMS_TOPK_TEST = 1000
 _C.MODEL.RPN.NMS_THRESH = 0.7
 
-_C.MODEL.ROI_HEADS = _FvCfgNode()
+_C.MODEL.ROI_HEADS = CN()
 # Number of thing classes (classes with instances). Must match the dataset.
 _C.MODEL.ROI_HEADS.NUM_CLASSES = 80
 _C.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE = 512
@@ -60,18 +59,18 @@ _C.MODEL.ROI_HEADS.IOU_THRESHOLDS = [0.5]
 _C.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.05
 _C.MODEL.ROI_HEADS.NMS_THRESH_TEST = 0.5
 
-_C.MODEL.ROI_BOX_HEAD = _FvCfgNode()
+_C.MODEL.ROI_BOX_HEAD = CN()
 _C.MODEL.ROI_BOX_HEAD.FC_DIM = 1024
 _C.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION = 7
 _C.MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO = 2
 
-_C.MODEL.ROI_MASK_HEAD = _FvCfgNode()
+_C.MODEL.ROI_MASK_HEAD = CN()
 _C.MODEL.ROI_MASK_HEAD.CONV_DIM = 256
 _C.MODEL.ROI_MASK_HEAD.NUM_CONV = 4
 _C.MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION = 14
 _C.MODEL.ROI_MASK_HEAD.POOLER_SAMPLING_RATIO = 2
 
-_C.MODEL.SEM_SEG_HEAD = _FvCfgNode()
+_C.MODEL.SEM_SEG_HEAD = CN()
 _C.MODEL.SEM_SEG_HEAD.NAME = "SemSegFPNHead"
 _C.MODEL.SEM_SEG_HEAD.IN_FEATURES = ["p2", "p3", "p4", "p5"]
 # All classes of the dataset, ignore classes included: class ids are the same
@@ -95,10 +94,10 @@ _C.MODEL.SEM_SEG_HEAD.FOCAL_GAMMA = 2.0
 _C.MODEL.SEM_SEG_HEAD.DICE_WEIGHT = 0.5
 
 # Panoptic fusion of instances and stuff (detectron2's names).
-_C.MODEL.PANOPTIC_FPN = _FvCfgNode()
+_C.MODEL.PANOPTIC_FPN = CN()
 # Weight of the instance (Mask R-CNN) losses relative to the semantic loss.
 _C.MODEL.PANOPTIC_FPN.INSTANCE_LOSS_WEIGHT = 1.0
-_C.MODEL.PANOPTIC_FPN.COMBINE = _FvCfgNode()
+_C.MODEL.PANOPTIC_FPN.COMBINE = CN()
 _C.MODEL.PANOPTIC_FPN.COMBINE.ENABLED = True
 _C.MODEL.PANOPTIC_FPN.COMBINE.OVERLAP_THRESH = 0.5
 _C.MODEL.PANOPTIC_FPN.COMBINE.STUFF_AREA_LIMIT = 4096
@@ -107,7 +106,7 @@ _C.MODEL.PANOPTIC_FPN.COMBINE.INSTANCES_CONFIDENCE_THRESH = 0.5
 # ---------------------------------------------------------------------------
 # Input and augmentation
 # ---------------------------------------------------------------------------
-_C.INPUT = _FvCfgNode()
+_C.INPUT = CN()
 # Resize by shortest edge: a size is drawn from MIN_SIZE_TRAIN ("choice") or
 # from the range it spans ("range"). 0 disables resizing.
 _C.INPUT.MIN_SIZE_TRAIN = (0,)
@@ -118,7 +117,7 @@ _C.INPUT.MAX_SIZE_TEST = 0
 # Images are given to the model as RGB.
 _C.INPUT.FORMAT = "RGB"
 
-_C.INPUT.CROP = _FvCfgNode()
+_C.INPUT.CROP = CN()
 _C.INPUT.CROP.ENABLED = False
 # "absolute": SIZE is (height, width) in pixels.
 _C.INPUT.CROP.TYPE = "absolute"
@@ -129,7 +128,7 @@ _C.INPUT.CROP.CROPS_PER_IMAGE = 1
 # "horizontal", "vertical", "both" or "none".
 _C.INPUT.RANDOM_FLIP = "horizontal"
 # segdet: random rotation by an angle drawn uniformly from ANGLE_RANGE (degrees).
-_C.INPUT.ROTATION = _FvCfgNode()
+_C.INPUT.ROTATION = CN()
 _C.INPUT.ROTATION.ENABLED = False
 _C.INPUT.ROTATION.ANGLE_RANGE = [-10.0, 10.0]
 # segdet: photometric jitter, factors drawn uniformly from the range; [1, 1] = off.
@@ -146,14 +145,14 @@ _C.INPUT.BACKGROUND_CLASS_ID = 0
 # ---------------------------------------------------------------------------
 # Datasets
 # ---------------------------------------------------------------------------
-_C.DATASETS = _FvCfgNode()
+_C.DATASETS = CN()
 _C.DATASETS.TRAIN = ()
 _C.DATASETS.TEST = ()
 # segdet: datasets defined in the config itself, name -> {FORMAT: ..., args}.
 # See segdet/data/formats/__init__.py for the formats and their arguments.
-_C.DATASETS.CUSTOM = _FvCfgNode(new_allowed=True)
+_C.DATASETS.CUSTOM = CN(new_allowed=True)
 
-_C.DATALOADER = _FvCfgNode()
+_C.DATALOADER = CN()
 _C.DATALOADER.NUM_WORKERS = 2
 # segdet: skip a bad sample (unreadable file, bad label value) with a warning
 # and a count, instead of stopping.
@@ -163,7 +162,7 @@ _C.DATALOADER.FILTER_EMPTY_ANNOTATIONS = False
 # ---------------------------------------------------------------------------
 # Solver
 # ---------------------------------------------------------------------------
-_C.SOLVER = _FvCfgNode()
+_C.SOLVER = CN()
 # "SGD" (with momentum) or "ADAMW".
 _C.SOLVER.OPTIMIZER = "SGD"
 # "WarmupMultiStepLR" or "WarmupCosineLR".
@@ -185,7 +184,7 @@ _C.SOLVER.BASE_LR_END = 0.0
 _C.SOLVER.CHECKPOINT_PERIOD = 5000
 # Total images per iteration, over all processes.
 _C.SOLVER.IMS_PER_BATCH = 16
-_C.SOLVER.CLIP_GRADIENTS = _FvCfgNode()
+_C.SOLVER.CLIP_GRADIENTS = CN()
 _C.SOLVER.CLIP_GRADIENTS.ENABLED = False
 # "value" or "norm".
 _C.SOLVER.CLIP_GRADIENTS.CLIP_TYPE = "norm"
@@ -199,7 +198,7 @@ _C.SOLVER.BEST_CHECKPOINT_MODE = "max"
 # ---------------------------------------------------------------------------
 # Test
 # ---------------------------------------------------------------------------
-_C.TEST = _FvCfgNode()
+_C.TEST = CN()
 # Evaluate every EVAL_PERIOD iterations during training; 0 = only at the end.
 _C.TEST.EVAL_PERIOD = 0
 _C.TEST.DETECTIONS_PER_IMAGE = 100

@@ -12,3 +12,8 @@ __all__ = [
     "load_classes_file",
     "register_dataset",
 ]
+
+# The built-in datasets (demo_fruit_*, camvid_*, pennfudan_*) are known by name on import.
+from segdet.data.builtin import register_builtin_datasets  # noqa: E402
+
+register_builtin_datasets()

@@ -82,8 +82,9 @@ class LabelCodec:
             return self._colors.astype(np.uint8)[class_ids]
         if self.label_format == "instance_ids":
             raise DataError("label format 'instance_ids' cannot encode a segmentation_image; use 'gray'")
-        values = self._values[class_ids]
         dtype = np.uint8 if self._values.max() < 256 else np.uint16
+        # Look up in the small output type: an int64 copy of a large image is 8 bytes per pixel.
+        values = self._values.astype(dtype)[class_ids]
         if self.label_format == "blue":
             out = np.zeros(class_ids.shape + (3,), dtype=np.uint8)
             out[..., 2] = values
@@ -94,7 +95,7 @@ class LabelCodec:
             palette[self._values] = self._colors
             image.putpalette(palette.reshape(-1).tolist())
             return image
-        return values.astype(dtype)
+        return values
 
     def write(self, path: str, class_ids: np.ndarray) -> None:
         """Write a class-id map as a label file of this dataset's format (PNG)."""

@@ -1,0 +1,166 @@
+"""Model files: written atomically, loaded as data only (`weights_only=True`).
+
+A segdet checkpoint is a dict with `model` (state_dict), `metadata` (the classes, so that
+inference needs nothing else), `config` (YAML text) and, from the trainer, `optimizer`,
+`scheduler`, `iteration` and `rng_state`. MODEL.WEIGHTS may also name a torchvision
+state_dict: an ImageNet ResNet or a Mask R-CNN saved by torchvision.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import random
+from typing import Any
+
+import numpy as np
+import torch
+from fvcore.common.checkpoint import Checkpointer
+
+from segdet.errors import CheckpointError
+
+logger = logging.getLogger(__name__)
+
+
+def atomic_torch_save(data: Any, path: str) -> None:
+    """torch.save to a temporary file in the same folder, then rename: a crash never leaves a
+    half-written model file under the final name."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write_text(text: str, path: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def load_checkpoint_file(path: str) -> dict[str, Any]:
+    """Load a model file as data (tensors, numbers, strings only); CheckpointError when it cannot be."""
+    if not path:
+        raise CheckpointError("no model file given (MODEL.WEIGHTS is empty)")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"model file not found: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Weights only load failed" not in str(e):
+            raise CheckpointError(f"model file {path} is corrupt or not a PyTorch file: {e}") from None
+        raise CheckpointError(
+            f"model file {path} holds more than weights (Python objects that could run code), "
+            f"so it is not loaded. Save a state_dict instead. ({str(e).splitlines()[0]})"
+        ) from None
+    except Exception as e:  # the unpickler reports damage in many ways (EOF, IndexError, zip errors)
+        raise CheckpointError(f"model file {path} is corrupt or not a PyTorch file: {type(e).__name__}: {e}") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"model file {path} holds a {type(data).__name__}, expected a dict of weights")
+    return data
+
+
+def to_segdet_state_dict(data: dict[str, Any], path: str = "<weights>") -> dict[str, Any]:
+    """The `model` state_dict of a segdet checkpoint, or a torchvision state_dict renamed to
+    segdet's parameter names (the instance branch already uses torchvision's names)."""
+    if "model" in data and isinstance(data["model"], dict):
+        return data["model"]
+    if not data or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise CheckpointError(f"model file {path} is neither a segdet checkpoint nor a state_dict of tensors")
+    keys = list(data)
+    if any(k.startswith("layer1.") for k in keys) and "conv1.weight" in data:
+        logger.info("%s looks like a torchvision ResNet (ImageNet) state_dict: loading it into the backbone", path)
+        return {f"backbone.body.{k}": v for k, v in data.items() if not k.startswith("fc.")}
+    if any(k.startswith("backbone.body.") for k in keys):
+        logger.info("%s looks like a torchvision detection model state_dict", path)
+        return dict(data)
+    raise CheckpointError(
+        f"model file {path}: unrecognized parameter names (e.g. {keys[:3]}); expected a segdet checkpoint, "
+        "a torchvision ResNet or a torchvision Mask R-CNN state_dict"
+    )
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, numpy and torch random states, as tensors and numbers (loadable with weights_only)."""
+    np_state = np.random.get_state()
+    return {
+        "python": list(random.getstate()[1]),
+        "python_gauss": random.getstate()[2],
+        "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
+        "numpy_pos": int(np_state[2]),
+        "numpy_gauss": (int(np_state[3]), float(np_state[4])),
+        "torch": torch.get_rng_state(),
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate((3, tuple(state["python"]), state["python_gauss"]))
+    has_gauss, cached = state["numpy_gauss"]
+    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), state["numpy_pos"],
+                         has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+
+
+class SegdetCheckpointer(Checkpointer):
+    """fvcore's Checkpointer with atomic writes, weights-only loading and torchvision state_dicts.
+
+    Mismatched shapes (e.g. a head for another number of classes) are skipped and reported,
+    as are missing and unexpected parameters.
+    """
+
+    def __init__(self, model: torch.nn.Module, save_dir: str = "", *, save_to_disk: bool = True,
+                 extra_data: dict[str, Any] | None = None, **checkpointables: Any):
+        super().__init__(model, save_dir, save_to_disk=save_to_disk, **checkpointables)
+        self.logger = logger  # segdet's logger, so loading reports reach the console and log.txt
+        # Saved in every file, e.g. metadata and config.
+        self.extra_data = dict(extra_data or {})
+
+    def save(self, name: str, tag_last: bool = True, **kwargs: Any) -> None:
+        """Write `<save_dir>/<name>.pth` atomically; `tag_last` makes it the file --resume uses."""
+        if not self.save_dir or not self.save_to_disk:
+            return
+        data: dict[str, Any] = {"model": self.model.state_dict()}
+        for key, obj in self.checkpointables.items():
+            data[key] = obj.state_dict()
+        data.update(self.extra_data)
+        data.update(kwargs)
+        path = os.path.join(self.save_dir, f"{name}.pth")
+        atomic_torch_save(data, path)
+        self.logger.info("Saved checkpoint %s", path)
+        if tag_last:
+            self.tag_last_checkpoint(f"{name}.pth")
+
+    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+        atomic_write_text(last_filename_basename, os.path.join(self.save_dir, "last_checkpoint"))
+
+    def load(self, path: str, checkpointables: list[str] | None = None) -> dict[str, Any]:
+        if not path:
+            self.logger.info("No weights given: the model starts from random initialization")
+            return {}
+        if not os.path.isfile(path):
+            raise CheckpointError(f"model file not found: {path}")
+        return super().load(path, checkpointables)
+
+    def _load_file(self, f: str) -> dict[str, Any]:
+        data = load_checkpoint_file(f)
+        state = to_segdet_state_dict(data, f)
+        if state is data:
+            return {"model": state}
+        data = dict(data)
+        data["model"] = state
+        return data
+
+    def _load_model(self, checkpoint: Any):
+        incompatible = super()._load_model(checkpoint)
+        total = len(self.model.state_dict())
+        skipped = {k for k, *_ in incompatible.incorrect_shapes} | set(incompatible.missing_keys)
+        self.logger.info("Loaded %d of the model's %d tensors from the checkpoint", total - len(skipped), total)
+        return incompatible

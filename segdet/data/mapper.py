@@ -1,0 +1,249 @@
+"""DatasetMapper: a dataset dict in, the model's input dict out.
+
+Reads the image and its segmentation_image, checks that they fit each other,
+augments image, labels and instance masks with one transform, and builds
+`sem_seg` (ignore pixels = the ignore value) and the `weight` image.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import pycocotools.mask as mask_util
+import torch
+
+from segdet.data.class_weights import weight_image
+from segdet.data.label_codec import LabelCodec
+from segdet.data.metadata import Metadata
+from segdet.data.transforms.augmentation import Augmentation, apply_augmentations, with_segmentation_fill
+from segdet.errors import ConfigError, DataError
+from segdet.utils.image_io import read_image
+
+logger = logging.getLogger(__name__)
+
+# Segmentation fill used while transforming: never a class id (Metadata allows at
+# most 255 classes, ids 0..254); turned into the ignore value at the end.
+_PAD = 255
+
+
+class DatasetMapper:
+    """Callable turning a dataset dict into a model input dict (see the data contract).
+
+    Output keys: `image` (uint8 3xHxW RGB), `sem_seg` (int64 HxW, ignore-class and
+    padding pixels = `ignore_value`), `weight` (float32 HxW, class weight per
+    pixel, 0 on ignore pixels), `instances` (training with `instances_on` only:
+    `boxes` float32 Nx4 XYXY, `classes` int64 class ids, `masks` uint8 NxHxW), and
+    `height`, `width` (original image size), `file_name`, `image_id`,
+    `sem_seg_file_name`. A dict without `sem_seg_file_name` gives the image keys only.
+    """
+
+    def __init__(
+        self,
+        is_train: bool,
+        augmentations: Sequence[Augmentation],
+        metadata: Metadata,
+        ignore_class_ids: Sequence[int],
+        ignore_value: int = 255,
+        class_weights: Optional[Sequence[float]] = None,
+        merge_into_background: Sequence[int] = (),
+        background_class_id: int = 0,
+        instances_on: bool = False,
+    ):
+        """
+        Args:
+            is_train: training builds instances; at test time they are left to the
+                evaluators, which read the dataset dicts.
+            augmentations: applied in order to image, labels and masks.
+            metadata: classes and label encoding of the dataset.
+            ignore_class_ids: classes whose pixels become `ignore_value`.
+            ignore_value: value of ignore pixels in `sem_seg`; must not be a class id.
+            class_weights: one weight per class; None = all 1. Ignore classes weigh 0.
+            merge_into_background: class ids relabeled as `background_class_id`.
+            background_class_id: the class that merged classes become.
+            instances_on: build `instances` from the dict's `annotations`.
+        """
+        n = metadata.num_classes
+        self.is_train = is_train
+        self.augmentations = list(augmentations)
+        self.metadata = metadata
+        self.codec = LabelCodec(metadata)
+        self.ignore_class_ids = sorted({int(c) for c in ignore_class_ids})
+        self.ignore_value = int(ignore_value)
+        self.merge_into_background = sorted({int(c) for c in merge_into_background})
+        self.background_class_id = int(background_class_id)
+        self.instances_on = instances_on
+        for key, ids in (("ignore class ids", self.ignore_class_ids),
+                         ("merge-into-background ids", self.merge_into_background),
+                         ("background class id", [self.background_class_id])):
+            bad = [c for c in ids if not 0 <= c < n]
+            if bad:
+                raise ConfigError(f"DatasetMapper: {key} {bad} are not class ids 0..{n - 1} of {metadata.class_names}")
+        if 0 <= self.ignore_value < n:
+            raise ConfigError(f"DatasetMapper: ignore value {self.ignore_value} is a class id (0..{n - 1})")
+        if self.background_class_id in self.merge_into_background:
+            self.merge_into_background.remove(self.background_class_id)
+        if class_weights is None:
+            class_weights = [1.0] * n
+        if len(class_weights) != n:
+            raise ConfigError(
+                f"DatasetMapper: {len(class_weights)} class weights for {n} classes {metadata.class_names}"
+            )
+        self.class_weights = [0.0 if c in self.ignore_class_ids else float(w) for c, w in enumerate(class_weights)]
+        # One lookup per pixel turns transformed class ids (and the padding fill)
+        # into sem_seg values.
+        self._sem_lut = np.arange(256, dtype=np.int64)
+        self._sem_lut[self.ignore_class_ids] = self.ignore_value
+        self._sem_lut[_PAD] = self.ignore_value
+        self._merge_lut = np.arange(256, dtype=np.uint8)
+        self._merge_lut[self.merge_into_background] = self.background_class_id
+        self._thing_ids = set(metadata.thing_class_ids)
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool, metadata: Metadata,
+                    class_weights: Optional[Sequence[float]] = None) -> "DatasetMapper":
+        """A mapper as the config says (augmentations from INPUT.*, ignore ids, merging)."""
+        from segdet.data.resolve import effective_ignore_ids, instances_enabled
+        from segdet.data.transforms.augmentation import build_augmentations
+
+        return cls(
+            is_train=is_train,
+            augmentations=build_augmentations(cfg, is_train),
+            metadata=metadata,
+            ignore_class_ids=effective_ignore_ids(cfg, metadata),
+            ignore_value=cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
+            class_weights=class_weights,
+            merge_into_background=cfg.INPUT.MERGE_INTO_BACKGROUND,
+            background_class_id=cfg.INPUT.BACKGROUND_CLASS_ID,
+            instances_on=instances_enabled(cfg) and bool(metadata.thing_class_ids),
+        )
+
+    def __call__(self, dataset_dict: dict, rng: Optional[np.random.Generator] = None) -> dict[str, Any]:
+        """Map one dataset dict.
+
+        Args:
+            dataset_dict: detectron2-schema dict (not modified).
+            rng: the augmentations' only randomness; None = a fresh unseeded one.
+        Returns:
+            The model input dict.
+        """
+        d = copy.deepcopy(dataset_dict)
+        file_name = d.get("file_name")
+        if not file_name:
+            raise DataError(f"dataset dict without 'file_name': {dataset_dict!r:.200}")
+        image = read_image(file_name)
+        h, w = image.shape[:2]
+        expected = (d.get("height", h), d.get("width", w))
+        if expected != (h, w):
+            raise DataError(
+                f"image {file_name} is {h}x{w} (HxW) but the dataset says {expected[0]}x{expected[1]}; "
+                "was the file replaced after the dataset was indexed?"
+            )
+        sem_path = d.get("sem_seg_file_name")
+        sem_seg = None
+        if sem_path:
+            sem_seg = self.codec.read(sem_path)
+            if sem_seg.shape != (h, w):
+                raise DataError(
+                    f"label file {sem_path} is {sem_seg.shape[0]}x{sem_seg.shape[1]} (HxW) but its image "
+                    f"{file_name} is {h}x{w}"
+                )
+            if self.merge_into_background:
+                sem_seg = self._merge_lut[sem_seg]
+        instances = None
+        if sem_path and self.is_train and self.instances_on:
+            instances = self._decode_instances(d.get("annotations") or [], h, w, file_name)
+
+        if rng is None:
+            rng = np.random.default_rng()
+        image, transforms = apply_augmentations(self.augmentations, image, rng)
+
+        out: dict[str, Any] = {
+            "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
+            "height": h,
+            "width": w,
+            "file_name": file_name,
+            "image_id": d.get("image_id", ""),
+        }
+        if sem_seg is None:
+            return out
+        sem_seg = with_segmentation_fill(transforms, _PAD).apply_segmentation(sem_seg)
+        sem_seg = self._sem_lut[np.asarray(sem_seg, dtype=np.uint8)]
+        out["sem_seg"] = torch.from_numpy(sem_seg)
+        out["weight"] = torch.from_numpy(weight_image(sem_seg, self.class_weights, self.ignore_value))
+        out["sem_seg_file_name"] = sem_path
+        if instances is not None:
+            out["instances"] = self._transform_instances(instances, transforms, image.shape[:2])
+        return out
+
+    def _decode_instances(self, annotations: list[dict], h: int, w: int, file_name: str):
+        """(class ids, HxW uint8 masks) of the non-crowd annotations that are kept."""
+        classes, masks = [], []
+        for k, ann in enumerate(annotations):
+            if ann.get("iscrowd", 0):
+                continue
+            cat = ann.get("category_id")
+            if cat in self.merge_into_background:
+                continue
+            if cat not in self._thing_ids:
+                raise DataError(
+                    f"image {file_name}: annotation {k} has category_id {cat}, which is not a thing class "
+                    f"(thing classes: {sorted(self._thing_ids)}, {self.metadata.class_names})"
+                )
+            masks.append(_annotation_mask(ann.get("segmentation"), h, w, f"image {file_name}: annotation {k}"))
+            classes.append(int(cat))
+        return classes, masks
+
+    def _transform_instances(self, instances, transforms, size: tuple[int, int]) -> dict[str, torch.Tensor]:
+        classes, masks = instances
+        mask_tfm = with_segmentation_fill(transforms, 0)
+        kept_classes, kept_masks, boxes = [], [], []
+        for cat, mask in zip(classes, masks):
+            mask = np.asarray(mask_tfm.apply_segmentation(mask), dtype=np.uint8)
+            ys, xs = np.nonzero(mask)
+            if ys.size == 0:  # cropped or rotated out of the image
+                continue
+            kept_classes.append(cat)
+            kept_masks.append(mask)
+            boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+        h, w = size
+        return {
+            "boxes": torch.tensor(np.asarray(boxes, dtype=np.float32).reshape(-1, 4)),
+            "classes": torch.tensor(kept_classes, dtype=torch.int64),
+            "masks": torch.from_numpy(np.stack(kept_masks) if kept_masks else np.zeros((0, h, w), np.uint8)),
+        }
+
+
+def _annotation_mask(segmentation: Any, h: int, w: int, where: str) -> np.ndarray:
+    """HxW uint8 0/1 mask of a COCO polygon list or RLE (compressed or not)."""
+    if segmentation is None:
+        raise DataError(f"{where} has no 'segmentation'; instance masks need polygons or RLE")
+    try:
+        if isinstance(segmentation, list):
+            polygons = [np.asarray(p, dtype=np.float64).ravel() for p in segmentation]
+            bad = [len(p) for p in polygons if len(p) < 6 or len(p) % 2]
+            if not polygons or bad:
+                raise DataError(
+                    f"{where}: polygons need an even number >= 6 of coordinates (x, y pairs); got {bad or 'none'}"
+                )
+            rle = mask_util.merge(mask_util.frPyObjects([p.tolist() for p in polygons], h, w))
+        elif isinstance(segmentation, dict):
+            size = [int(v) for v in segmentation.get("size", [])]
+            if size != [h, w]:
+                raise DataError(f"{where}: RLE size {size} differs from the image size [{h}, {w}]")
+            counts = segmentation.get("counts")
+            rle = mask_util.frPyObjects(segmentation, h, w) if isinstance(counts, list) else dict(segmentation)
+        else:
+            raise DataError(
+                f"{where}: 'segmentation' must be polygons (list) or RLE (dict), got {type(segmentation).__name__}"
+            )
+        with warnings.catch_warnings():
+            # pycocotools' decode trips numpy 2's __array__(copy=...) deprecation on every call.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return np.ascontiguousarray(mask_util.decode(rle), dtype=np.uint8)
+    except DataError:
+        raise
+    except Exception as e:  # pycocotools raises bare TypeError/ValueError on malformed input
+        raise DataError(f"{where}: cannot decode 'segmentation': {e}") from None

@@ -1,0 +1,351 @@
+"""COCO instance evaluation (boxes and masks) with pycocotools' COCOeval."""
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import logging
+import os
+import warnings
+from typing import Any, Optional
+
+import numpy as np
+import pycocotools.mask as mask_util
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from segdet.data.boxes import to_xyxy
+from segdet.data.catalog import DatasetCatalog, MetadataCatalog
+from segdet.data.metadata import Metadata
+from segdet.errors import DataError
+from segdet.evaluation.evaluator import DatasetEvaluator, to_numpy
+from segdet.evaluation.results import write_json
+from segdet.utils import comm
+
+logger = logging.getLogger(__name__)
+
+METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+RESULTS_FILE = "coco_instances_results.json"
+
+
+@contextlib.contextmanager
+def _pycocotools_to_log(level: int = logging.DEBUG):
+    """pycocotools prints to stdout; send that text to the log instead."""
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield
+    finally:
+        text = buffer.getvalue().strip()
+        if text:
+            logger.log(level, "pycocotools:\n%s", text)
+
+
+def instances_to_coco_results(instances: dict, image_id: Any) -> list[dict]:
+    """COCO result dicts of one image's predicted instances.
+
+    Args:
+        instances: {pred_boxes Nx4 XYXY, scores N, pred_classes N (class ids), pred_masks NxHxW?}.
+        image_id: stored as each result's `image_id`.
+    Returns:
+        [{image_id, category_id (the class id), bbox XYWH, score, segmentation (RLE, counts str)?}].
+    """
+    boxes = to_numpy(instances["pred_boxes"]).astype(np.float64).reshape(-1, 4)
+    scores = to_numpy(instances["scores"]).astype(np.float64).reshape(-1)
+    classes = to_numpy(instances["pred_classes"]).astype(np.int64).reshape(-1)
+    if not len(boxes) == len(scores) == len(classes):
+        raise DataError(f"image {image_id}: predicted instances have {len(boxes)} boxes, {len(scores)} scores "
+                        f"and {len(classes)} classes")
+    rles = None
+    if instances.get("pred_masks") is not None and len(boxes):
+        masks = to_numpy(instances["pred_masks"])
+        if masks.dtype != np.bool_:
+            masks = masks >= 0.5
+        # COCO's RLE wants column-major HxWxN uint8.
+        rles = mask_util.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    results = []
+    for k in range(len(boxes)):
+        x0, y0, x1, y1 = boxes[k]
+        result = {
+            "image_id": image_id,
+            "category_id": int(classes[k]),
+            "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+            "score": float(scores[k]),
+        }
+        if rles is not None:
+            result["segmentation"] = {"size": list(rles[k]["size"]), "counts": rles[k]["counts"].decode("ascii")}
+        results.append(result)
+    return results
+
+
+def _annotation_to_coco(ann: dict, height: int, width: int, where: str) -> dict:
+    """One dataset-dict annotation as a COCO annotation (without ids)."""
+    try:
+        x0, y0, x1, y1 = to_xyxy(ann["bbox"], ann.get("bbox_mode", 0))
+    except (KeyError, ValueError, TypeError) as e:
+        raise DataError(f"{where}: annotation without a valid bbox/bbox_mode ({e})") from None
+    coco_ann = {"bbox": [x0, y0, x1 - x0, y1 - y0], "iscrowd": int(ann.get("iscrowd", 0))}
+    seg = ann.get("segmentation")
+    if seg is None or (isinstance(seg, list) and not seg):
+        coco_ann["area"] = float((x1 - x0) * (y1 - y0))
+        return coco_ann
+    rle = segmentation_to_rle(seg, height, width, where)
+    # Polygons stay polygons (as in a COCO json); RLE is stored compressed.
+    coco_ann["segmentation"] = seg if isinstance(seg, list) else rle
+    coco_ann["area"] = float(mask_util.area(rle))
+    return coco_ann
+
+
+def segmentation_to_rle(seg: Any, height: int, width: int, where: str = "annotation") -> dict:
+    """A dataset-dict segmentation (polygons, or RLE compressed or not) as compressed RLE, counts str."""
+    if isinstance(seg, list):
+        polygons = [[float(v) for v in p] for p in seg if len(p) >= 6]
+        if not polygons:
+            raise DataError(f"{where}: a polygon segmentation needs at least 3 points")
+        rle = mask_util.merge(mask_util.frPyObjects(polygons, height, width))
+    elif isinstance(seg, dict) and "counts" in seg and "size" in seg:
+        rle = mask_util.frPyObjects(seg, *seg["size"]) if isinstance(seg["counts"], list) else dict(seg)
+        if list(rle["size"]) != [height, width]:
+            raise DataError(f"{where}: RLE size {list(rle['size'])} differs from the image size {[height, width]}")
+    else:
+        raise DataError(f"{where}: segmentation must be polygons (list of lists) or an RLE dict")
+    counts = rle["counts"]
+    return {"size": [int(v) for v in rle["size"]],
+            "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+
+
+def convert_to_coco_dict(dataset_dicts: list[dict], metadata: Metadata) -> tuple[dict, dict[str, int]]:
+    """COCO ground truth (a json-like dict) from dataset dicts.
+
+    Categories are the thing classes, with category id = class id. Image ids are
+    1..K in the order of the dicts; area is the mask area (from pycocotools) or,
+    without a mask, the box area.
+
+    Returns:
+        (coco dict, {dataset image_id: COCO image id}).
+    """
+    images, annotations, id_map = [], [], {}
+    things = set(metadata.thing_class_ids)
+    for d in dataset_dicts:
+        image_key = str(d.get("image_id", d["file_name"]))
+        if image_key in id_map:
+            continue
+        coco_id = len(id_map) + 1
+        id_map[image_key] = coco_id
+        height, width = int(d["height"]), int(d["width"])
+        images.append({"id": coco_id, "file_name": d["file_name"], "height": height, "width": width})
+        for ann in d.get("annotations", []):
+            where = f"image {d['file_name']}"
+            category = int(ann.get("category_id", -1))
+            if category not in things:
+                raise DataError(f"{where}: annotation category_id {category} is not a thing class "
+                                f"(thing class ids: {sorted(things)})")
+            coco_ann = _annotation_to_coco(ann, height, width, where)
+            # COCOeval uses annotation id 0 for "unmatched": ids start at 1.
+            coco_ann.update(id=len(annotations) + 1, image_id=coco_id, category_id=category)
+            annotations.append(coco_ann)
+    categories = [{"id": c, "name": metadata.class_names[c]} for c in metadata.thing_class_ids]
+    coco = {"info": {"description": f"segdet ground truth of '{metadata.name}'"}, "images": images,
+            "annotations": annotations, "categories": categories}
+    return coco, id_map
+
+
+def coco_from_dict(coco_dict: dict) -> COCO:
+    """A pycocotools COCO object built from an in-memory dict."""
+    coco = COCO()
+    coco.dataset = coco_dict
+    with _pycocotools_to_log():
+        coco.createIndex()
+    return coco
+
+
+def segmentation_to_mask(seg: Any, height: int, width: int, where: str = "annotation") -> np.ndarray:
+    """A dataset-dict segmentation as an HxW bool mask."""
+    rle = segmentation_to_rle(seg, height, width, where)
+    with warnings.catch_warnings():
+        # pycocotools' decode trips numpy 2's copy-keyword deprecation; the result is right.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return mask_util.decode(rle).astype(bool)
+
+
+def _all_have_masks(coco: COCO) -> bool:
+    return all(a.get("segmentation") for a in coco.dataset.get("annotations", []))
+
+
+def _zero_results(category_names: list[str]) -> dict:
+    results = {m: 0.0 for m in METRICS}
+    results.update({f"AP-{name}": 0.0 for name in category_names})
+    return results
+
+
+def evaluate_coco_task(coco_gt: COCO, coco_results: list[dict], iou_type: str, image_ids: list[int],
+                       category_names: dict[int, str]) -> dict:
+    """COCOeval of one task ("bbox" or "segm"); percentages as detectron2 reports them.
+
+    Returns AP, AP50, AP75, APs, APm, APl and AP-<class name>. Without any prediction
+    every value is 0. A value pycocotools cannot define (no ground truth of that size
+    or category) is -1.
+    """
+    names = [category_names[c] for c in sorted(category_names)]
+    if not coco_results:
+        logger.warning("no %s predictions: %s AP is 0", iou_type, iou_type)
+        return _zero_results(names)
+    results = copy.deepcopy(coco_results)  # loadRes writes ids and areas into the dicts
+    if iou_type == "segm":
+        # Without a box, loadRes takes the area from the mask (used for APs/APm/APl).
+        for r in results:
+            r.pop("bbox", None)
+    with _pycocotools_to_log():
+        coco_dt = coco_gt.loadRes(results)
+        coco_eval = COCOeval(coco_gt, coco_dt, iou_type)
+        coco_eval.params.imgIds = list(image_ids)
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+    with _pycocotools_to_log(logging.INFO):
+        coco_eval.summarize()
+    out = {m: float(v * 100) if v >= 0 else -1.0 for m, v in zip(METRICS, coco_eval.stats[: len(METRICS)])}
+    # precision: [IoU thresholds, recall points, categories, area ranges, max detections]
+    precision = coco_eval.eval["precision"]
+    for k, cat_id in enumerate(coco_eval.params.catIds):
+        p = precision[:, :, k, 0, -1]
+        p = p[p > -1]
+        out[f"AP-{category_names[cat_id]}"] = float(p.mean() * 100) if p.size else -1.0
+    return out
+
+
+class COCOEvaluator(DatasetEvaluator):
+    """COCO AP of predicted instances, for boxes (`bbox`) and masks (`segm`).
+
+    Ground truth is the dataset's COCO json (`metadata.json_file`) when it has one;
+    otherwise the dataset dicts' `annotations` converted in memory. Only the images
+    that were processed are evaluated.
+    """
+
+    def __init__(self, dataset_name: str, output_dir: Optional[str] = None,
+                 metadata: Optional[Metadata] = None, dataset_dicts: Optional[list[dict]] = None):
+        """
+        Args:
+            dataset_name: the registered dataset (for its metadata and dicts, if not given).
+            output_dir: where the main process writes `coco_instances_results.json`; None = nowhere.
+            metadata: the dataset's metadata; None = MetadataCatalog.get(dataset_name).
+            dataset_dicts: the dataset's dicts; None = DatasetCatalog.get(dataset_name) when needed.
+        """
+        self.dataset_name = dataset_name
+        self.output_dir = output_dir
+        self.metadata = metadata if metadata is not None else MetadataCatalog.get(dataset_name)
+        if not self.metadata.thing_class_ids:
+            raise DataError(f"dataset '{dataset_name}' has no thing classes: nothing for COCO evaluation")
+        self._dataset_dicts = dataset_dicts
+        self.reset()
+
+    def reset(self) -> None:
+        self._predictions: list[dict] = []
+
+    def process(self, inputs: list[dict], outputs: list[dict]) -> None:
+        things = set(self.metadata.thing_class_ids)
+        for inp, out in zip(inputs, outputs):
+            image_id = str(inp.get("image_id", inp.get("file_name")))
+            if "instances" not in out:
+                raise DataError(f"image {inp.get('file_name', image_id)}: the model output has no 'instances' "
+                                "(is MODEL.MASK_ON off?)")
+            results = instances_to_coco_results(out["instances"], image_id)
+            bad = sorted({r["category_id"] for r in results} - things)
+            if bad:
+                raise DataError(f"image {inp.get('file_name', image_id)}: predicted instance classes {bad} are not "
+                                f"thing class ids {sorted(things)}")
+            self._predictions.append({
+                "image_id": image_id,
+                "file_name": inp.get("file_name", ""),
+                "coco_image_id": inp.get("coco_image_id"),
+                "has_masks": out["instances"].get("pred_masks") is not None,
+                "results": results,
+            })
+
+    def _dicts(self) -> list[dict]:
+        if self._dataset_dicts is None:
+            self._dataset_dicts = DatasetCatalog.get(self.dataset_name)
+        return self._dataset_dicts
+
+    def _ground_truth(self, predictions: list[dict]) -> tuple[COCO, dict[str, int], dict[int, int], bool]:
+        """(COCO gt, dataset image_id -> COCO image id, class id -> COCO category id, gt has masks)."""
+        json_file = self.metadata.json_file
+        if json_file and os.path.isfile(json_file):
+            with _pycocotools_to_log():
+                coco_gt = COCO(json_file)
+            return (coco_gt, self._json_image_ids(coco_gt, predictions, json_file),
+                    self._json_category_ids(coco_gt, json_file), _all_have_masks(coco_gt))
+        wanted = {p["image_id"] for p in predictions}
+        dicts = [d for d in self._dicts() if str(d.get("image_id", d["file_name"])) in wanted]
+        missing = wanted - {str(d.get("image_id", d["file_name"])) for d in dicts}
+        if missing:
+            raise DataError(f"dataset '{self.dataset_name}' has no dicts for evaluated image ids "
+                            f"{sorted(missing)[:10]}")
+        coco_dict, id_map = convert_to_coco_dict(dicts, self.metadata)
+        coco_gt = coco_from_dict(coco_dict)
+        return coco_gt, id_map, {c: c for c in self.metadata.thing_class_ids}, _all_have_masks(coco_gt)
+
+    def _json_category_ids(self, coco_gt: COCO, json_file: str) -> dict[int, int]:
+        by_name = {c["name"]: c["id"] for c in coco_gt.dataset.get("categories", [])}
+        names = self.metadata.class_names
+        things = self.metadata.thing_class_ids
+        if all(names[c] in by_name for c in things):
+            return {c: by_name[names[c]] for c in things}
+        if all(c in by_name.values() for c in things):
+            return {c: c for c in things}
+        raise DataError(f"COCO json {json_file}: its categories {sorted(by_name)} do not match the thing "
+                        f"classes {[names[c] for c in things]} (by name or by id)")
+
+    def _json_image_ids(self, coco_gt: COCO, predictions: list[dict], json_file: str) -> dict[str, int]:
+        by_file = {os.path.basename(img["file_name"]): img["id"] for img in coco_gt.dataset.get("images", [])}
+        from_dicts: dict[str, Any] = {}
+        if any(p["coco_image_id"] is None for p in predictions) and self.dataset_name in DatasetCatalog:
+            from_dicts = {str(d.get("image_id", d["file_name"])): d.get("coco_image_id") for d in self._dicts()}
+        id_map, unknown = {}, []
+        for p in predictions:
+            coco_id = p["coco_image_id"]
+            if coco_id is None:
+                coco_id = from_dicts.get(p["image_id"])
+            if coco_id is None:
+                coco_id = by_file.get(os.path.basename(p["file_name"]))
+            if coco_id is None or coco_id not in coco_gt.imgs:
+                unknown.append(p["file_name"] or p["image_id"])
+            else:
+                id_map[p["image_id"]] = int(coco_id)
+        if unknown:
+            raise DataError(f"COCO json {json_file} has no image for evaluated image(s) {unknown[:10]} "
+                            "(matched by the dict's coco_image_id, else by file name)")
+        return id_map
+
+    def evaluate(self) -> dict:
+        predictions = [p for part in comm.all_gather(self._predictions) for p in part]
+        if not comm.is_main_process():
+            return {}
+        # An image seen twice (e.g. a padded distributed sampler) counts once.
+        unique: dict[str, dict] = {}
+        for p in predictions:
+            unique.setdefault(p["image_id"], p)
+        predictions = list(unique.values())
+        if not predictions:
+            logger.warning("COCO evaluation of '%s': no image was processed", self.dataset_name)
+            return {}
+
+        coco_gt, image_ids, category_ids, gt_masks = self._ground_truth(predictions)
+        names = {category_ids[c]: self.metadata.class_names[c] for c in self.metadata.thing_class_ids}
+        coco_results = []
+        for p in predictions:
+            for r in p["results"]:
+                coco_results.append(dict(r, image_id=image_ids[p["image_id"]],
+                                         category_id=category_ids[r["category_id"]]))
+        if self.output_dir:
+            path = write_json(coco_results, os.path.join(self.output_dir, RESULTS_FILE), indent=None)
+            logger.info("COCO results written to %s", path)
+
+        evaluated = sorted({image_ids[p["image_id"]] for p in predictions})
+        tasks = ["bbox"]
+        if all(p["has_masks"] for p in predictions):
+            if gt_masks:
+                tasks.append("segm")
+            else:
+                logger.warning("COCO evaluation of '%s': some ground-truth instances have no mask; "
+                               "segm AP is not computed", self.dataset_name)
+        return {task: evaluate_coco_task(coco_gt, coco_results, task, evaluated, names) for task in tasks}

@@ -1,0 +1,378 @@
+"""Export a model's semantic path (RGB image -> class scores) to ONNX or TorchScript.
+
+Both meta-architectures export the same graph: backbone + semantic head, with the pixel
+normalization, the padding to a multiple of 32, the softmax and the choice of the class
+inside it, so a deployment feeds raw RGB and reads class probabilities. A PanopticFPN
+exports its semantic path only (the instance branch's RPN, RoI heads and NMS are left out).
+
+The exported graph:
+    input   `image`: float32 N x 3 x H x W, RGB, values 0..255, any N, H, W (H and W are
+            padded at the bottom/right to a multiple of 32, at least 64, inside the graph, as
+            the PyTorch model does, and the outputs are cropped back to H x W).
+    outputs `sem_seg`: float32 N x C x H x W class probabilities, 0 for ignore classes;
+            `segmentation_image`: int64 N x H x W class ids, never an ignore class;
+            `segmentation_confidence`: float32 N x H x W probability of the chosen class.
+A JSON file `<output>.json` next to the model says the same, with the class names and colors.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from segdet.checkpoint import atomic_write_text, load_checkpoint_file, to_segdet_state_dict
+from segdet.data.metadata import Metadata
+from segdet.errors import CheckpointError, ConfigError, DataError, SegdetError
+from segdet.modeling.meta_arch import padded_size
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("onnx", "torchscript")
+INPUT_NAME = "image"
+OUTPUT_NAMES = ("sem_seg", "segmentation_image", "segmentation_confidence")
+# The example batch the exporters trace. Batch 2 and sizes that are not multiples of 32 keep
+# torch.export from specializing the batch size to 1 or the padding to 0; its values do not
+# matter. Every FPN level is larger than 1 pixel at this size.
+TRACE_SHAPE = (2, 3, 200, 232)
+# Largest difference of the probabilities an export may have from PyTorch (float32 round-off
+# of a different operator order is about 1e-6).
+MAX_ABS_DIFF = 1e-3
+
+
+class ExportError(SegdetError):
+    """A model could not be exported (a missing package, or an exporter that fixed a dynamic size)."""
+
+
+class SemanticExportModule(nn.Module):
+    """The semantic path of a SemanticSegmentor or PanopticFPN as one tensor-in, tensors-out module.
+
+    Args:
+        model: a segdet model with `backbone`, `sem_seg_head`, `pixel_mean`, `pixel_std`,
+            `ignore_class_ids` and `size_divisibility` (both meta-architectures have them).
+        with_segmentation: also return segmentation_image and segmentation_confidence.
+        num_classes: number of classes C; default: `model.metadata.num_classes`, else the
+            semantic head predictor's output channels.
+
+    forward(image): image float32 (N, 3, H, W), RGB 0..255, any H, W. Returns
+        (sem_seg (N, C, H, W),) or (sem_seg, segmentation_image (N, H, W) int64,
+        segmentation_confidence (N, H, W)) as `segdet.modeling.postprocess` computes them.
+    """
+
+    def __init__(self, model: nn.Module, with_segmentation: bool = True, num_classes: Optional[int] = None):
+        super().__init__()
+        self.backbone = model.backbone
+        self.sem_seg_head = model.sem_seg_head
+        self.with_segmentation = with_segmentation
+        self.size_divisibility = int(getattr(model, "size_divisibility", 32) or 1)
+        if num_classes is None:
+            metadata = getattr(model, "metadata", None)
+            predictor = getattr(self.sem_seg_head, "predictor", None)
+            if metadata is not None:
+                num_classes = metadata.num_classes
+            elif predictor is not None:
+                num_classes = predictor.out_channels
+            else:
+                raise ValueError("num_classes is needed: the model has no metadata and no sem_seg_head.predictor")
+        self.num_classes = int(num_classes)
+        self.ignore_class_ids = sorted(set(int(i) for i in model.ignore_class_ids))
+        # Persistent buffers, so that a TorchScript file carries them.
+        self.register_buffer("pixel_mean", model.pixel_mean.detach().clone().float().view(1, -1, 1, 1))
+        self.register_buffer("pixel_std", model.pixel_std.detach().clone().float().view(1, -1, 1, 1))
+        ignore_mask = torch.zeros(1, self.num_classes, 1, 1, dtype=torch.bool)
+        ignore_mask[0, self.ignore_class_ids] = True
+        self.register_buffer("ignore_mask", ignore_mask)
+
+    def forward(self, image: torch.Tensor):
+        image = image.to(torch.float32)
+        height, width = image.shape[-2], image.shape[-1]
+        x = (image - self.pixel_mean) / self.pixel_std
+        padded_h = padded_size(height, self.size_divisibility)
+        padded_w = padded_size(width, self.size_divisibility)
+        # Zeros after normalization, as the model's pad_and_stack pads the normalized images.
+        x = F.pad(x, (0, padded_w - width, 0, padded_h - height))
+        logits = self.sem_seg_head(self.backbone(x))[:, :, :height, :width]
+        if self.ignore_class_ids:
+            logits = logits.masked_fill(self.ignore_mask, float("-inf"))
+        scores = F.softmax(logits, dim=1)
+        if not self.with_segmentation:
+            return (scores,)
+        # Ignore classes have probability 0 and some other class at least 1/C, so the maximum
+        # is never an ignore class; ties go to the lower class id, as segmentation_from_scores.
+        confidence, segmentation = scores.max(dim=1)
+        return scores, segmentation, confidence
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return OUTPUT_NAMES if self.with_segmentation else OUTPUT_NAMES[:1]
+
+
+@dataclass
+class ExportResult:
+    """What export_model wrote and measured."""
+
+    path: str
+    info_path: str
+    format: str
+    max_abs_diff: float = float("nan")
+    segmentation_mismatch: float = float("nan")
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _metadata_from_checkpoint(data: dict[str, Any], path: str) -> Optional[Metadata]:
+    raw = data.get("metadata")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"model file {path}: its 'metadata' entry is a {type(raw).__name__}, expected a dict")
+    try:
+        return Metadata.from_dict(raw)
+    except (DataError, TypeError) as e:
+        raise CheckpointError(f"model file {path}: its 'metadata' entry is not valid: {e}") from None
+
+
+def _check_semantic_weights(model: nn.Module, state: dict[str, Any], path: str) -> dict[str, Any]:
+    """The checkpoint must hold every tensor of the semantic path, with the model's shapes:
+    an exported model with randomly initialized parts would be silently wrong."""
+    if state and all(k.startswith("module.") for k in state):  # saved from a DistributedDataParallel
+        state = {k[len("module."):]: v for k, v in state.items()}
+    needed = {k: v for k, v in model.state_dict().items() if k.startswith(("backbone.", "sem_seg_head."))}
+    missing = [k for k in needed if k not in state]
+    if missing:
+        raise CheckpointError(
+            f"model file {path} lacks {len(missing)} of the {len(needed)} tensors of the semantic path "
+            f"(e.g. {missing[:3]}); export needs a trained segdet model"
+        )
+    wrong = [(k, tuple(state[k].shape), tuple(v.shape)) for k, v in needed.items() if state[k].shape != v.shape]
+    if wrong:
+        k, got, want = wrong[0]
+        raise CheckpointError(
+            f"model file {path}: {len(wrong)} tensors do not fit the config's model, e.g. {k} has shape {got}, "
+            f"the model {want}; export with the config the model was trained with"
+        )
+    return state
+
+
+def load_model_for_export(cfg, weights: Optional[str] = None) -> tuple[nn.Module, Metadata]:
+    """Build the config's model on the CPU in eval mode and load a segdet checkpoint into it.
+
+    Args:
+        cfg: the model's config.
+        weights: the checkpoint; default cfg.MODEL.WEIGHTS.
+    Returns:
+        (model, metadata): the metadata is the checkpoint's `metadata` entry, else
+        `resolve_metadata(cfg)`; the config's IGNORE_CLASS_IDS, when set, replace its ignore classes.
+    """
+    from segdet.data.resolve import effective_ignore_ids, resolve_metadata
+    from segdet.modeling import build_model
+
+    path = weights or cfg.MODEL.WEIGHTS
+    if not path:
+        raise CheckpointError("no model file to export: give a trained checkpoint as MODEL.WEIGHTS (or --weights)")
+    data = load_checkpoint_file(path)
+    metadata = _metadata_from_checkpoint(data, path)
+    if metadata is None:
+        from segdet.data.formats import register_from_config
+
+        register_from_config(cfg)
+        metadata = resolve_metadata(cfg)
+        logger.info("%s has no metadata entry; classes from dataset '%s'", path, metadata.name)
+    else:
+        metadata.ignore_class_ids = effective_ignore_ids(cfg, metadata)
+        metadata.thing_class_ids = [c for c in metadata.thing_class_ids if c not in metadata.ignore_class_ids]
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.WEIGHTS = path
+    cfg.freeze()
+    try:
+        model = build_model(cfg, metadata)
+    except ConfigError as e:
+        raise ConfigError(f"the config does not fit the classes of model file {path}: {e}") from None
+    state = _check_semantic_weights(model, to_segdet_state_dict(data, path), path)
+    model.load_state_dict(state, strict=False)
+    return model.eval(), metadata
+
+
+def _write_atomically(path: str, write: Callable[[str], None]) -> None:
+    """`write(tmp)` to a temporary file in the same folder, then rename it to `path`: an
+    interrupted export never leaves a half-written model under the final name."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _trace_input() -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, TRACE_SHAPE, generator=generator).to(torch.float32)
+
+
+def export_onnx(module: SemanticExportModule, path: str, opset: Optional[int] = None) -> int:
+    """Write `module` to `path` as ONNX with dynamic batch, height and width (atomically).
+
+    Uses torch's default exporter (torch.export + onnxscript). Returns the ONNX opset.
+    """
+    try:
+        import onnx
+        import onnxscript  # noqa: F401  torch's exporter needs it; say so before it fails deep inside
+    except ImportError as e:
+        raise ExportError(f"ONNX export needs the packages onnx and onnxscript ({e}); "
+                          "install them with: pip install 'segdet[export]'") from None
+    module = module.eval()
+    dim = torch.export.Dim.DYNAMIC
+    start = time.perf_counter()
+    with torch.no_grad():
+        program = torch.onnx.export(
+            module, (_trace_input(),), None, dynamo=True, input_names=[INPUT_NAME],
+            output_names=list(module.output_names), opset_version=opset,
+            dynamic_shapes={"image": {0: dim, 2: dim, 3: dim}}, verbose=False,
+        )
+    opsets: list[int] = []
+
+    def write(tmp: str) -> None:
+        # One self-contained file (weights inside): models of this kind stay far below
+        # protobuf's 2 GB limit, and a single file is what small devices want.
+        program.save(tmp, external_data=False)
+        proto = onnx.load(tmp, load_external_data=False)
+        dims = proto.graph.input[0].type.tensor_type.shape.dim
+        fixed = [i for i in (0, 2, 3) if not dims[i].dim_param]
+        if fixed:
+            raise ExportError(f"the ONNX exporter fixed input dimensions {fixed} of {path}; expected dynamic N, H, W")
+        opsets.extend(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+
+    _write_atomically(path, write)
+    logger.info("Exported ONNX (opset %d) to %s in %.1f s", opsets[0], path, time.perf_counter() - start)
+    return opsets[0]
+
+
+def export_torchscript(module: SemanticExportModule, path: str) -> None:
+    """Write `module` to `path` as a traced TorchScript module (atomically); any N, H, W."""
+    module = module.eval()
+    start = time.perf_counter()
+    with warnings.catch_warnings(), torch.no_grad():
+        # torch.jit is deprecated in favor of torch.export, but TorchScript is what many C++
+        # and mobile runtimes load; the user asked for it.
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
+        # group_norm's "more than 1 value per channel" check reads a size as a Python bool: a check,
+        # not part of the computation, so the trace stays valid for other sizes.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"torch\.nn\.functional")
+        traced = torch.jit.trace(module, (_trace_input(),), check_trace=False)
+        _write_atomically(path, lambda tmp: torch.jit.save(traced, tmp))
+    logger.info("Exported TorchScript to %s in %.1f s", path, time.perf_counter() - start)
+
+
+def export_info(metadata: Metadata, module: SemanticExportModule, fmt: str, opset: Optional[int] = None,
+                weights: str = "") -> dict[str, Any]:
+    """What a deployment needs to use the exported model: classes, input format, outputs."""
+    c = module.num_classes
+    outputs = [{"name": "sem_seg", "dtype": "float32", "shape": ["N", c, "H", "W"],
+                "description": "class probabilities (softmax); ignore classes have probability 0"}]
+    if module.with_segmentation:
+        outputs += [
+            {"name": "segmentation_image", "dtype": "int64", "shape": ["N", "H", "W"],
+             "description": "class id of the most probable class; never an ignore class"},
+            {"name": "segmentation_confidence", "dtype": "float32", "shape": ["N", "H", "W"],
+             "description": "probability of the chosen class"},
+        ]
+    info: dict[str, Any] = {
+        "format": fmt,
+        "class_names": list(metadata.class_names),
+        "class_colors": [list(col) for col in metadata.class_colors],
+        "ignore_class_ids": list(module.ignore_class_ids),
+        "thing_class_ids": list(metadata.thing_class_ids),
+        "num_classes": c,
+        "input": {
+            "name": INPUT_NAME, "dtype": "float32", "shape": ["N", 3, "H", "W"], "layout": "NCHW",
+            "color": "RGB", "value_range": [0, 255],
+            "normalization": "inside the model (pixel mean and std below are applied by it)",
+            "pixel_mean": module.pixel_mean.flatten().tolist(), "pixel_std": module.pixel_std.flatten().tolist(),
+            "size_divisibility": module.size_divisibility,
+            "padding": f"any H and W: padded inside the model to a multiple of {module.size_divisibility} "
+                       f"(at least {2 * module.size_divisibility}) and cropped back; such sizes need no padding",
+        },
+        "outputs": outputs,
+        "output_names": [o["name"] for o in outputs],
+        "torch_version": torch.__version__,
+        "weights": weights,
+    }
+    if opset is not None:
+        info["opset"] = opset
+    return info
+
+
+def run_exported(path: str, fmt: str, image: torch.Tensor) -> list[np.ndarray]:
+    """Run an exported file on `image` (N, 3, H, W float32) with onnxruntime or torch.jit.load."""
+    if fmt == "onnx":
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ExportError("checking an ONNX export needs onnxruntime: pip install 'segdet[export]'") from None
+        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        return list(session.run(None, {INPUT_NAME: image.numpy()}))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
+        loaded = torch.jit.load(path, map_location="cpu")
+    with torch.no_grad():
+        return [t.numpy() for t in loaded(image)]
+
+
+def compare_exported(module: SemanticExportModule, path: str, fmt: str, image: torch.Tensor) -> tuple[float, float]:
+    """Max abs difference of the scores between PyTorch and the exported file, and the fraction
+    of pixels whose segmentation_image differs (nan without that output)."""
+    with torch.no_grad():
+        expected = [t.numpy() for t in module.eval()(image)]
+    got = run_exported(path, fmt, image)
+    diff = float(np.abs(got[0] - expected[0]).max())
+    mismatch = float((got[1] != expected[1]).mean()) if len(expected) > 1 else float("nan")
+    return diff, mismatch
+
+
+def export_model(cfg, output: str, fmt: str = "onnx", weights: Optional[str] = None,
+                 check_size: tuple[int, int] = (512, 512), with_segmentation: bool = True,
+                 opset: Optional[int] = None) -> ExportResult:
+    """Export the semantic path of the config's trained model and check it on a random image.
+
+    Args:
+        cfg: the model's config; cfg.MODEL.WEIGHTS (or `weights`) is a segdet checkpoint.
+        output: the model file to write; `<output>.json` gets the deployment info.
+        fmt: "onnx" or "torchscript".
+        check_size: (height, width) of the random image the export is checked on.
+        with_segmentation: also output segmentation_image and segmentation_confidence.
+        opset: ONNX opset (default: the exporter's).
+    Returns:
+        ExportResult with the paths, the info and the measured differences.
+    """
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}; expected one of {list(FORMATS)}")
+    model, metadata = load_model_for_export(cfg, weights)
+    module = SemanticExportModule(model, with_segmentation=with_segmentation, num_classes=metadata.num_classes)
+    used_opset = None
+    if fmt == "onnx":
+        used_opset = export_onnx(module, output, opset)
+    else:
+        export_torchscript(module, output)
+    info = export_info(metadata, module, fmt, used_opset, weights=os.path.abspath(weights or cfg.MODEL.WEIGHTS))
+    info_path = output + ".json"
+    atomic_write_text(json.dumps(info, indent=2) + "\n", info_path)
+    generator = torch.Generator().manual_seed(0)
+    image = torch.randint(0, 256, (1, 3, *check_size), generator=generator).to(torch.float32)
+    diff, mismatch = compare_exported(module, output, fmt, image)
+    if not diff <= MAX_ABS_DIFF:
+        logger.warning("%s differs from the PyTorch model by up to %.3g in sem_seg (more than %g)", output, diff,
+                       MAX_ABS_DIFF)
+    return ExportResult(path=output, info_path=info_path, format=fmt, max_abs_diff=diff,
+                        segmentation_mismatch=mismatch, info=info)

@@ -1,0 +1,248 @@
+"""Predictor: a trained model applied to image arrays, as a Python call.
+
+    predictor = Predictor.from_checkpoint("output/model_final.pth")
+    output = predictor(image_rgb)        # the output dict of DESIGN.md, on the CPU
+    output["segmentation_image"]         # (H, W) int64 class ids at the image's own size
+
+A segdet checkpoint carries the classes (`metadata`) and the training config (`config`):
+input size, normalization, class names, colors, ignore ids and label format. So a model
+file alone is enough (`from_checkpoint`), or a config plus weights (`Predictor(cfg)`).
+
+Large images: with TEST.TILE_SIZE > 0 (or `tile_size=`), an image larger than one tile is
+segmented tile by tile (see `segdet.inference.tiling`). Instances (and the panoptic
+result) come only from whole-image inference: a tiled image's output has the semantic
+keys only. An image that fits in one tile is processed whole, instances included.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import tempfile
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from segdet.checkpoint import SegdetCheckpointer, load_checkpoint_file, to_segdet_state_dict
+from segdet.data.metadata import Metadata
+from segdet.data.resolve import effective_ignore_ids, instances_enabled
+from segdet.data.transforms.augmentation import apply_augmentations, build_augmentations
+from segdet.errors import CheckpointError, ConfigError, DataError
+from segdet.inference.tiling import TiledSegmenter
+from segdet.modeling import build_model
+
+logger = logging.getLogger(__name__)
+
+
+def as_rgb_image(image: np.ndarray, where: str = "image") -> np.ndarray:
+    """An HxWx3 uint8 RGB array from RGB, RGBA, HxWx1 or gray HxW uint8; DataError otherwise."""
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        raise DataError(f"{where}: pixel type {array.dtype}; expected uint8 RGB (e.g. from segdet.utils.image_io."
+                        "read_image)")
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4) or min(array.shape[:2]) == 0:
+        raise DataError(f"{where}: shape {array.shape}; expected HxWx3 RGB (or HxW gray, HxWx4 RGBA)")
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    elif array.shape[2] == 4:
+        array = array[:, :, :3]
+    return np.ascontiguousarray(array)
+
+
+def _to_cpu(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
+
+
+def config_from_checkpoint_text(text: str, opts: Sequence[str], path: str):
+    """The frozen config stored in a checkpoint, with overrides; errors name the checkpoint."""
+    from segdet.config import load_config
+
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write(text)
+        tmp = f.name
+    try:
+        return load_config(tmp, list(opts))
+    except ConfigError as e:
+        raise ConfigError(f"config stored in model file {path}: {str(e).replace(tmp, 'stored config')}") from None
+    finally:
+        os.remove(tmp)
+
+
+def config_from_checkpoint(path: str, opts: Sequence[str] = ()):
+    """The config a segdet checkpoint was trained with, MODEL.DEVICE "auto", then `opts`."""
+    checkpoint = load_checkpoint_file(path)
+    text = checkpoint.get("config")
+    del checkpoint
+    if not isinstance(text, str) or not text.strip():
+        raise CheckpointError(
+            f"model file {path} holds no config (it was not written by segdet's trainer); use "
+            "Predictor(cfg, weights) or tools/predict.py --config-file with the config it was trained with"
+        )
+    return config_from_checkpoint_text(text, ["MODEL.DEVICE", "auto", *opts], path)
+
+
+def inference_metadata(cfg, checkpoint: dict, path: str) -> Metadata:
+    """The classes of a model: from its checkpoint, else from the config's datasets."""
+    stored = checkpoint.get("metadata")
+    if isinstance(stored, dict):
+        try:
+            metadata = Metadata.from_dict(stored)
+        except (DataError, TypeError) as e:
+            raise CheckpointError(f"model file {path}: its class metadata is invalid: {e}") from None
+        if cfg.MODEL.SEM_SEG_HEAD.IGNORE_CLASS_IDS is not None:
+            metadata = copy.deepcopy(metadata)
+            metadata.ignore_class_ids = effective_ignore_ids(cfg, metadata)
+            metadata.thing_class_ids = [c for c in metadata.thing_class_ids if c not in metadata.ignore_class_ids]
+        return metadata
+    names = list(cfg.DATASETS.TEST or cfg.DATASETS.TRAIN)
+    if not names:
+        raise CheckpointError(
+            f"model file {path} holds no class metadata (it was not written by segdet's trainer) and the config "
+            "names no dataset to take the classes from: set DATASETS.TEST to the dataset the model was trained on"
+        )
+    from segdet.data.formats import register_from_config
+    from segdet.data.resolve import resolve_metadata
+
+    register_from_config(cfg)
+    logger.info("Model file %s has no class metadata; using dataset '%s'", path, names[0])
+    return resolve_metadata(cfg, names)
+
+
+def check_weights_fit(model: torch.nn.Module, checkpoint: dict, path: str) -> None:
+    """Inference with randomly initialized layers gives plausible-looking garbage: refuse it."""
+    state = to_segdet_state_dict(checkpoint, path)
+    bad = [k for k, v in model.state_dict().items()
+           if k not in state or tuple(getattr(state[k], "shape", ())) != tuple(v.shape)]
+    if bad:
+        raise CheckpointError(
+            f"model file {path} does not fit the configured model: {len(bad)} of its "
+            f"{len(model.state_dict())} tensors are missing or of another shape (e.g. {bad[:3]}); "
+            "use the config the model was trained with, or Predictor.from_checkpoint"
+        )
+
+
+class Predictor:
+    """A model ready for inference on image arrays (eval mode, no gradients)."""
+
+    def __init__(self, cfg, weights: str | None = None):
+        """
+        Args:
+            cfg: the model's config (MODEL.*, INPUT.MIN/MAX_SIZE_TEST, TEST.TILE_*), or the path
+                of a segdet checkpoint (as `from_checkpoint(path)`).
+            weights: model file; default cfg.MODEL.WEIGHTS.
+        Raises:
+            CheckpointError when there is no model file, it is unreadable or does not fit the
+            config; ConfigError for a bad config.
+        """
+        if isinstance(cfg, (str, os.PathLike)):
+            weights = weights or os.fspath(cfg)
+            cfg = config_from_checkpoint(os.fspath(cfg))
+        path = weights or cfg.MODEL.WEIGHTS
+        if not path:
+            raise CheckpointError("Predictor: no model file given; set MODEL.WEIGHTS or pass weights=")
+        checkpoint = load_checkpoint_file(path)
+        self.cfg = cfg.clone()
+        self.cfg.defrost()
+        self.cfg.MODEL.WEIGHTS = path
+        self.cfg.freeze()
+        self.metadata = inference_metadata(self.cfg, checkpoint, path)
+        self.model = build_model(self.cfg, self.metadata)
+        check_weights_fit(self.model, checkpoint, path)
+        del checkpoint
+        SegdetCheckpointer(self.model).load(path)
+        self.model.eval()
+        self.weights = path
+        self.augmentations = build_augmentations(self.cfg, is_train=False)
+        self.instances_on = instances_enabled(self.cfg)
+        self.tile_batch_size = 4
+        self._warned_tiled_instances = False
+
+    @classmethod
+    def from_checkpoint(cls, path: str, opts: Sequence[str] = ()) -> "Predictor":
+        """A Predictor from a segdet checkpoint alone: config and weights from the same file.
+
+        Args:
+            path: e.g. output/model_final.pth.
+            opts: config overrides, e.g. ["MODEL.DEVICE", "cpu", "TEST.TILE_SIZE", "512"].
+                MODEL.DEVICE defaults to "auto" (the device the model was trained on may be absent).
+        """
+        return cls(config_from_checkpoint(path, opts), weights=path)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def tile_size(self, tile_size: int | None = None) -> int:
+        size = self.cfg.TEST.TILE_SIZE if tile_size is None else tile_size
+        if size < 0:
+            raise ConfigError(f"tile size {size}; expected > 0, or 0 for whole-image inference")
+        return int(size)
+
+    def tiled_segmenter(self, tile_size: int | None = None, overlap: float | None = None,
+                        merge: str | None = None) -> TiledSegmenter | None:
+        """The TiledSegmenter for these settings (config defaults), or None when tiling is off."""
+        size = self.tile_size(tile_size)
+        if size == 0:
+            return None
+        return TiledSegmenter.from_config(self.cfg, self.model, size, overlap, merge, self.tile_batch_size)
+
+    def __call__(self, image: np.ndarray, tile_size: int | None = None, overlap: float | None = None,
+                 merge: str | None = None, return_scores: bool = True) -> dict:
+        """Predict one image.
+
+        Args:
+            image: HxWx3 uint8 RGB (or HxW gray, HxWx4 RGBA).
+            tile_size, overlap, merge: override TEST.TILE_SIZE / TILE_OVERLAP / TILE_MERGE.
+            return_scores: keep `sem_seg` (C x H x W scores) in the output.
+        Returns:
+            The output dict (DESIGN.md) at the image's size, tensors on the CPU.
+        """
+        return self.predict_batch([image], tile_size, overlap, merge, return_scores)[0]
+
+    @torch.no_grad()
+    def predict_batch(self, images: Sequence[np.ndarray], tile_size: int | None = None,
+                      overlap: float | None = None, merge: str | None = None,
+                      return_scores: bool = True) -> list[dict]:
+        """Predict several images; same-size images go through the model together.
+
+        Images of different sizes are run separately, since padding them to one size would
+        change the predictions near their borders. Arguments as for `__call__`.
+        """
+        arrays = [as_rgb_image(im, f"image {i}") for i, im in enumerate(images)]
+        tiler = self.tiled_segmenter(tile_size, overlap, merge)
+        outputs: list[dict | None] = [None] * len(arrays)
+        by_size: dict[tuple[int, int], list[int]] = {}
+        for i, array in enumerate(arrays):
+            h, w = array.shape[:2]
+            if tiler is not None and not tiler.fits_one_tile(h, w):
+                outputs[i] = tiler(array, return_scores=return_scores)
+                if self.instances_on and not self._warned_tiled_instances:
+                    logger.warning("Images larger than one tile are segmented tile by tile: their outputs have "
+                                   "semantic results only, no instances")
+                    self._warned_tiled_instances = True
+            else:
+                by_size.setdefault((h, w), []).append(i)
+        for indices in by_size.values():
+            for i, out in zip(indices, self._predict_whole([arrays[i] for i in indices])):
+                if not return_scores:
+                    out.pop("sem_seg", None)
+                outputs[i] = out
+        return outputs  # type: ignore[return-value]
+
+    def _predict_whole(self, arrays: list[np.ndarray]) -> list[dict]:
+        inputs = []
+        rng = np.random.default_rng(0)  # the test-time resize draws nothing; the API wants a generator
+        for array in arrays:
+            resized, _ = apply_augmentations(self.augmentations, array, rng)
+            inputs.append({"image": torch.from_numpy(np.ascontiguousarray(resized.transpose(2, 0, 1))),
+                           "height": array.shape[0], "width": array.shape[1]})
+        return [_to_cpu(out) for out in self.model(inputs)]

@@ -1,0 +1,217 @@
+"""Meta-architectures: SemanticSegmentor (semantic path only) and PanopticFPN (plus Mask R-CNN).
+
+`forward(batched_inputs)` takes a list of model input dicts (DESIGN.md) and returns a dict
+of losses in training, and a list of output dicts (at the original image size) in inference.
+"""
+from __future__ import annotations
+
+import torch
+from fvcore.common.registry import Registry
+from torch import nn
+from torchvision.models.detection.image_list import ImageList
+
+from segdet.modeling.losses import SemanticLoss
+from segdet.modeling.postprocess import (
+    combine_semantic_and_instances,
+    detector_postprocess,
+    scores_from_logits,
+    segmentation_from_scores,
+    sem_seg_postprocess,
+)
+
+META_ARCH_REGISTRY = Registry("META_ARCH")
+META_ARCH_REGISTRY.__doc__ = "Meta-architectures: classes with from_config(cfg, metadata)."
+
+
+def padded_size(size, divisibility: int):
+    """The size the model pads an image side to (its `pad_and_stack`): a multiple of
+    `divisibility`, at least twice it.
+
+    Written without comparisons, max(n, 2) == n + 1 // n for n >= 1, and as d * ceil(size / d),
+    so that torch.export keeps it one expression for every size (and can tell that it is a
+    multiple of d, so the FPN levels line up) and torch.jit.trace records it instead of a constant.
+    """
+    n = (size + divisibility - 1) // divisibility
+    return (n + 1 // n) * divisibility
+
+
+def pad_and_stack(tensors: list[torch.Tensor], size_divisibility: int, pad_value: float = 0.0) -> torch.Tensor:
+    """Stack (..., H, W) tensors into one batch padded at the bottom/right to `padded_size`: a
+    multiple of size_divisibility and at least twice it (at one step the coarsest features would
+    be 1x1, which normalization layers cannot handle)."""
+    max_h = padded_size(max(t.shape[-2] for t in tensors), size_divisibility)
+    max_w = padded_size(max(t.shape[-1] for t in tensors), size_divisibility)
+    batch = tensors[0].new_full((len(tensors),) + tensors[0].shape[:-2] + (max_h, max_w), pad_value)
+    for out, t in zip(batch, tensors):
+        out[..., : t.shape[-2], : t.shape[-1]].copy_(t)
+    return batch
+
+
+@META_ARCH_REGISTRY.register()
+class SemanticSegmentor(nn.Module):
+    """Backbone + semantic head. Outputs `sem_seg`, `segmentation_image`, `segmentation_confidence`."""
+
+    def __init__(self, backbone: nn.Module, sem_seg_head: nn.Module, sem_seg_loss: SemanticLoss,
+                 pixel_mean: list[float], pixel_std: list[float], ignore_class_ids: list[int],
+                 sem_seg_loss_weight: float = 1.0):
+        super().__init__()
+        self.backbone = backbone
+        self.sem_seg_head = sem_seg_head
+        self.sem_seg_loss = sem_seg_loss
+        self.sem_seg_loss_weight = sem_seg_loss_weight
+        self.ignore_class_ids = list(ignore_class_ids)
+        self.ignore_value = sem_seg_loss.ignore_value
+        self.size_divisibility = getattr(backbone, "size_divisibility", 32)
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), persistent=False)
+
+    @staticmethod
+    def semantic_kwargs(cfg, metadata, backbone: nn.Module) -> dict:
+        """Constructor arguments of the semantic path, from the config and the dataset metadata."""
+        from segdet.modeling.sem_seg_head import build_sem_seg_head
+
+        return dict(
+            backbone=backbone,
+            sem_seg_head=build_sem_seg_head(cfg, backbone.out_channels),
+            sem_seg_loss=SemanticLoss.from_config(cfg, metadata.ignore_class_ids),
+            pixel_mean=list(cfg.MODEL.PIXEL_MEAN),
+            pixel_std=list(cfg.MODEL.PIXEL_STD),
+            ignore_class_ids=metadata.ignore_class_ids,
+            sem_seg_loss_weight=cfg.MODEL.SEM_SEG_HEAD.LOSS_WEIGHT,
+        )
+
+    @classmethod
+    def from_config(cls, cfg, metadata) -> "SemanticSegmentor":
+        from segdet.modeling.backbone import build_backbone
+
+        return cls(**cls.semantic_kwargs(cfg, metadata, build_backbone(cfg)))
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def preprocess_image(self, batched_inputs: list[dict]) -> ImageList:
+        """Normalize and pad the images into one batch."""
+        images = [(x["image"].to(self.device).float() - self.pixel_mean) / self.pixel_std for x in batched_inputs]
+        sizes = [tuple(im.shape[-2:]) for im in images]
+        return ImageList(pad_and_stack(images, self.size_divisibility), sizes)
+
+    def semantic_loss(self, logits: torch.Tensor, batched_inputs: list[dict]) -> dict[str, torch.Tensor]:
+        targets = pad_and_stack([x["sem_seg"].to(self.device) for x in batched_inputs], self.size_divisibility,
+                                self.ignore_value)
+        weights = None
+        if all("weight" in x for x in batched_inputs):
+            weights = pad_and_stack([x["weight"].to(self.device) for x in batched_inputs], self.size_divisibility, 0.0)
+        loss = self.sem_seg_loss(logits, targets, weights)
+        return {"loss_sem_seg": loss * self.sem_seg_loss_weight}
+
+    def semantic_result(self, logits: torch.Tensor, image_size: tuple[int, int], height: int, width: int) -> dict:
+        """The semantic part of an output dict, at (height, width)."""
+        logits = sem_seg_postprocess(logits, image_size, height, width)
+        scores = scores_from_logits(logits, self.ignore_class_ids)
+        segmentation, confidence = segmentation_from_scores(scores, self.ignore_class_ids)
+        return {"sem_seg": scores, "segmentation_image": segmentation, "segmentation_confidence": confidence}
+
+    @staticmethod
+    def output_size(x: dict, image_size: tuple[int, int]) -> tuple[int, int]:
+        return int(x.get("height", image_size[0])), int(x.get("width", image_size[1]))
+
+    def forward(self, batched_inputs: list[dict]):
+        images = self.preprocess_image(batched_inputs)
+        features = self.backbone(images.tensors)
+        logits = self.sem_seg_head(features)
+        if self.training:
+            return self.semantic_loss(logits, batched_inputs)
+        return [
+            self.semantic_result(logits[i], size, *self.output_size(x, size))
+            for i, (x, size) in enumerate(zip(batched_inputs, images.image_sizes))
+        ]
+
+
+@META_ARCH_REGISTRY.register()
+class PanopticFPN(SemanticSegmentor):
+    """SemanticSegmentor plus a Mask R-CNN branch on the same FPN, trained jointly.
+
+    Outputs additionally `instances` and, with fusion enabled, `panoptic_seg`.
+    """
+
+    def __init__(self, *, rpn: nn.Module, roi_heads: nn.Module, thing_class_ids: list[int],
+                 stuff_class_ids: list[int], instance_loss_weight: float = 1.0, combine_on: bool = True,
+                 combine_overlap_threshold: float = 0.5, combine_stuff_area_threshold: int = 4096,
+                 combine_instances_score_threshold: float = 0.5, **semantic_kwargs):
+        super().__init__(**semantic_kwargs)
+        self.rpn = rpn
+        self.roi_heads = roi_heads
+        self.thing_class_ids = list(thing_class_ids)
+        self.stuff_class_ids = list(stuff_class_ids)
+        self.instance_loss_weight = instance_loss_weight
+        self.combine_on = combine_on
+        self.combine_overlap_threshold = combine_overlap_threshold
+        self.combine_stuff_area_threshold = combine_stuff_area_threshold
+        self.combine_instances_score_threshold = combine_instances_score_threshold
+        # class id -> torchvision label (1..K); 0 for classes that are not things.
+        lookup = torch.zeros(256, dtype=torch.int64)
+        lookup[torch.tensor(self.thing_class_ids, dtype=torch.int64)] = torch.arange(1, len(thing_class_ids) + 1)
+        self.register_buffer("class_to_label", lookup, persistent=False)
+
+    @classmethod
+    def from_config(cls, cfg, metadata) -> "PanopticFPN":
+        from segdet.modeling.backbone import build_backbone
+        from segdet.modeling.instance_heads import build_roi_heads, build_rpn
+
+        backbone = build_backbone(cfg)
+        combine = cfg.MODEL.PANOPTIC_FPN.COMBINE
+        return cls(
+            rpn=build_rpn(cfg, backbone.out_channels),
+            roi_heads=build_roi_heads(cfg, backbone.out_channels, mask_on=True),
+            thing_class_ids=metadata.thing_class_ids,
+            stuff_class_ids=metadata.stuff_class_ids,
+            instance_loss_weight=cfg.MODEL.PANOPTIC_FPN.INSTANCE_LOSS_WEIGHT,
+            combine_on=combine.ENABLED,
+            combine_overlap_threshold=combine.OVERLAP_THRESH,
+            combine_stuff_area_threshold=combine.STUFF_AREA_LIMIT,
+            combine_instances_score_threshold=combine.INSTANCES_CONFIDENCE_THRESH,
+            **cls.semantic_kwargs(cfg, metadata, backbone),
+        )
+
+    def _instance_targets(self, batched_inputs: list[dict]) -> list[dict[str, torch.Tensor]]:
+        targets = []
+        for x in batched_inputs:
+            inst = x["instances"]
+            h, w = x["image"].shape[-2:]
+            masks = inst["masks"].to(self.device)
+            targets.append({
+                "boxes": inst["boxes"].to(self.device, torch.float32).reshape(-1, 4),
+                "labels": self.class_to_label[inst["classes"].to(self.device)],
+                "masks": masks if len(masks) else masks.new_zeros((0, h, w)),
+            })
+        return targets
+
+    def forward(self, batched_inputs: list[dict]):
+        images = self.preprocess_image(batched_inputs)
+        features = self.backbone(images.tensors)
+        logits = self.sem_seg_head(features)
+        if self.training:
+            targets = self._instance_targets(batched_inputs)
+            proposals, rpn_losses = self.rpn(images, features, targets)
+            _, roi_losses = self.roi_heads(features, proposals, images.image_sizes, targets)
+            losses = self.semantic_loss(logits, batched_inputs)
+            for name, value in {**rpn_losses, **roi_losses}.items():
+                losses[name] = value * self.instance_loss_weight
+            return losses
+
+        proposals, _ = self.rpn(images, features)
+        detections, _ = self.roi_heads(features, proposals, images.image_sizes)
+        results = []
+        for i, (x, size) in enumerate(zip(batched_inputs, images.image_sizes)):
+            height, width = self.output_size(x, size)
+            result = self.semantic_result(logits[i], size, height, width)
+            result["instances"] = detector_postprocess(detections[i], size, height, width, self.thing_class_ids)
+            if self.combine_on:
+                result["panoptic_seg"] = combine_semantic_and_instances(
+                    result["instances"], result["segmentation_image"], self.combine_overlap_threshold,
+                    self.combine_stuff_area_threshold, self.combine_instances_score_threshold,
+                    self.stuff_class_ids,
+                )
+            results.append(result)
+        return results

@@ -1,0 +1,114 @@
+"""Turn raw model outputs into the output dict: scores, segmentation_image, confidence,
+instances at the original size, and the panoptic fusion of instances and stuff."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torchvision.models.detection.roi_heads import paste_masks_in_image
+
+
+def sem_seg_postprocess(logits: torch.Tensor, image_size: tuple[int, int], output_height: int,
+                        output_width: int) -> torch.Tensor:
+    """Crop the padding off (C, Hpad, Wpad) logits and resize them to the original image size."""
+    logits = logits[:, : image_size[0], : image_size[1]]
+    if logits.shape[-2:] != (output_height, output_width):
+        logits = F.interpolate(logits[None], size=(output_height, output_width), mode="bilinear",
+                               align_corners=False)[0]
+    return logits
+
+
+def scores_from_logits(logits: torch.Tensor, ignore_class_ids: list[int]) -> torch.Tensor:
+    """Class probabilities (C, H, W); ignore classes get probability 0."""
+    if ignore_class_ids:
+        logits = logits.clone()
+        logits[list(ignore_class_ids)] = float("-inf")
+    return F.softmax(logits, dim=0)
+
+
+def segmentation_from_scores(scores: torch.Tensor, ignore_class_ids: list[int] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+    """segmentation_image (H, W int64) and segmentation_confidence (H, W float32) from (C, H, W) scores.
+
+    A running maximum over the channels: each step reads one contiguous HxW plane, which
+    is several times faster on a CPU than `argmax(dim=0)` (strided over channels).
+    Ignore classes are skipped, so they are never chosen; ties keep the lower class id.
+    """
+    candidates = [c for c in range(scores.shape[0]) if c not in set(ignore_class_ids)]
+    best = scores[candidates[0]].clone()
+    labels = torch.full(best.shape, candidates[0], dtype=torch.int64, device=scores.device)
+    for c in candidates[1:]:
+        better = scores[c] > best
+        best = torch.where(better, scores[c], best)
+        labels.masked_fill_(better, c)
+    return labels, best.to(torch.float32)
+
+
+def detector_postprocess(detections: dict[str, torch.Tensor], image_size: tuple[int, int], output_height: int,
+                         output_width: int, thing_class_ids: list[int], mask_threshold: float = 0.5) -> dict:
+    """Scale boxes from the network's input size to the original size, paste masks there, and
+    turn torchvision's labels (1..K) into class ids."""
+    scale_y = output_height / image_size[0]
+    scale_x = output_width / image_size[1]
+    boxes = detections["boxes"].clone()
+    boxes[:, 0::2] *= scale_x
+    boxes[:, 1::2] *= scale_y
+    boxes[:, 0::2] = boxes[:, 0::2].clamp(0, output_width)
+    boxes[:, 1::2] = boxes[:, 1::2].clamp(0, output_height)
+    class_map = torch.tensor(thing_class_ids, dtype=torch.int64, device=boxes.device)
+    result = {
+        "pred_boxes": boxes,
+        "scores": detections["scores"],
+        "pred_classes": class_map[detections["labels"] - 1] if len(boxes) else detections["labels"],
+    }
+    if "masks" in detections:
+        masks = detections["masks"]
+        if len(boxes):
+            pasted = paste_masks_in_image(masks, boxes, (output_height, output_width), padding=1)
+            result["pred_masks"] = pasted[:, 0] > mask_threshold
+        else:
+            result["pred_masks"] = torch.zeros((0, output_height, output_width), dtype=torch.bool,
+                                               device=boxes.device)
+    return result
+
+
+def combine_semantic_and_instances(instances: dict, segmentation_image: torch.Tensor, overlap_threshold: float,
+                                   stuff_area_threshold: int, instances_score_threshold: float,
+                                   stuff_class_ids: list[int]) -> tuple[torch.Tensor, list[dict]]:
+    """Panoptic FPN's fusion: instances first, by decreasing score, each keeping only the pixels
+    not taken yet (dropped if less than `overlap_threshold` of it is left); then each stuff
+    class of the semantic result fills free pixels if it covers at least `stuff_area_threshold`.
+
+    Returns:
+        panoptic_seg: (H, W) int32 segment ids, 0 = void; segments_info: one dict per segment.
+    """
+    panoptic_seg = torch.zeros_like(segmentation_image, dtype=torch.int32)
+    segments_info: list[dict] = []
+    next_id = 1
+    masks = instances.get("pred_masks")
+    if masks is not None and len(masks):
+        order = torch.argsort(instances["scores"], descending=True)
+        for idx in order.tolist():
+            score = float(instances["scores"][idx])
+            if score < instances_score_threshold:
+                break
+            mask = masks[idx]
+            area = int(mask.sum())
+            if area == 0:
+                continue
+            free = mask & (panoptic_seg == 0)
+            free_area = int(free.sum())
+            if free_area == 0 or free_area / area < overlap_threshold:
+                continue
+            panoptic_seg[free] = next_id
+            segments_info.append({"id": next_id, "isthing": True, "score": score,
+                                  "category_id": int(instances["pred_classes"][idx]),
+                                  "instance_id": idx, "area": free_area})
+            next_id += 1
+    for class_id in stuff_class_ids:
+        region = (segmentation_image == class_id) & (panoptic_seg == 0)
+        area = int(region.sum())
+        if area < stuff_area_threshold:
+            continue
+        panoptic_seg[region] = next_id
+        segments_info.append({"id": next_id, "isthing": False, "category_id": int(class_id), "area": area})
+        next_id += 1
+    return panoptic_seg, segments_info

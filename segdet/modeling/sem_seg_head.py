@@ -1,0 +1,85 @@
+"""Panoptic FPN's semantic head: every FPN level brought to 1/4 scale, summed, classified."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from fvcore.common.registry import Registry
+from torch import nn
+
+from segdet.errors import ConfigError
+
+SEM_SEG_HEAD_REGISTRY = Registry("SEM_SEG_HEAD")
+SEM_SEG_HEAD_REGISTRY.__doc__ = "Semantic heads: a class with from_config(cfg, feature_strides, in_channels)."
+
+_STRIDES = {"p2": 4, "p3": 8, "p4": 16, "p5": 32, "p6": 64}
+
+
+def _norm(norm: str, channels: int) -> nn.Module:
+    if norm == "GN":
+        return nn.GroupNorm(32 if channels % 32 == 0 else 1, channels)
+    if norm == "BN":
+        return nn.BatchNorm2d(channels)
+    return nn.Identity()
+
+
+@SEM_SEG_HEAD_REGISTRY.register()
+class SemSegFPNHead(nn.Module):
+    """Each input level gets (conv3x3 + norm + ReLU [+ 2x upsample]) blocks until it reaches
+    `common_stride`; the levels are summed and a 1x1 conv predicts class logits, which are
+    upsampled to the input resolution.
+
+    Returns logits of shape (N, num_classes, H, W) for an input batch of size HxW.
+    """
+
+    def __init__(self, in_features: list[str], in_channels: int, num_classes: int,
+                 conv_dims: int = 128, common_stride: int = 4, norm: str = "GN"):
+        super().__init__()
+        unknown = [f for f in in_features if f not in _STRIDES]
+        if unknown:
+            raise ConfigError(f"MODEL.SEM_SEG_HEAD.IN_FEATURES has unknown features {unknown}; use p2..p6")
+        self.in_features = list(in_features)
+        self.common_stride = common_stride
+        self.scale_heads = nn.ModuleDict()
+        for name in self.in_features:
+            num_ups = max(1, (_STRIDES[name].bit_length() - common_stride.bit_length()))
+            layers: list[nn.Module] = []
+            for k in range(num_ups):
+                layers += [
+                    nn.Conv2d(in_channels if k == 0 else conv_dims, conv_dims, 3, padding=1, bias=not norm),
+                    _norm(norm, conv_dims),
+                    nn.ReLU(inplace=True),
+                ]
+                if _STRIDES[name] != common_stride:
+                    layers.append(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False))
+            self.scale_heads[name] = nn.Sequential(*layers)
+        self.predictor = nn.Conv2d(conv_dims, num_classes, kernel_size=1)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        # Small initial logits: the loss starts near log(num_classes).
+        nn.init.normal_(self.predictor.weight, std=0.001)
+
+    @classmethod
+    def from_config(cls, cfg, in_channels: int) -> "SemSegFPNHead":
+        head = cfg.MODEL.SEM_SEG_HEAD
+        return cls(list(head.IN_FEATURES), in_channels, head.NUM_CLASSES, head.CONVS_DIM,
+                   head.COMMON_STRIDE, head.NORM)
+
+    def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
+        x = None
+        for name in self.in_features:
+            y = self.scale_heads[name](features[name])
+            x = y if x is None else x + y
+        logits = self.predictor(x)
+        return F.interpolate(logits, scale_factor=self.common_stride, mode="bilinear", align_corners=False)
+
+
+def build_sem_seg_head(cfg, in_channels: int) -> nn.Module:
+    name = cfg.MODEL.SEM_SEG_HEAD.NAME
+    try:
+        head_cls = SEM_SEG_HEAD_REGISTRY.get(name)
+    except KeyError:
+        raise ConfigError(f"MODEL.SEM_SEG_HEAD.NAME = {name!r} is not a registered semantic head") from None
+    return head_cls.from_config(cfg, in_channels)

@@ -1,0 +1,25 @@
+"""Tiny random models saved as segdet checkpoints, for the inference and predict-tool tests."""
+import numpy as np
+import torch
+
+from segdet.checkpoint import SegdetCheckpointer
+from segdet.modeling import build_model
+from tests.modeling.test_meta_arch import METADATA, tiny_cfg
+
+
+def save_tiny_checkpoint(folder, mask_on=False, seed=0):
+    """Save a random tiny model with its metadata and config; returns (path, cfg, model in eval mode)."""
+    torch.manual_seed(seed)
+    cfg = tiny_cfg(mask_on=mask_on)
+    model = build_model(cfg, METADATA)
+    with torch.no_grad():
+        # A random model predicts nearly one class everywhere; spread the classes so that
+        # encodings and merges are tested on several ids.
+        torch.nn.init.normal_(model.sem_seg_head.predictor.weight, std=1.0)
+    SegdetCheckpointer(model, str(folder), extra_data={"metadata": METADATA.to_dict(), "config": cfg.dump()}
+                       ).save("model_final")
+    return str(folder / "model_final.pth"), cfg, model.eval()
+
+
+def random_image(h=48, w=64, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)

@@ -1,0 +1,182 @@
+"""tools/predict.py end to end.
+
+Two runs go through a subprocess as a user runs the tool (exit status, messages); the
+others call its main() in this process, which saves the interpreter start-up.
+"""
+import dataclasses
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from segdet.data.label_codec import LabelCodec
+from segdet.errors import ConfigError, DataError
+from segdet.inference.predictor import Predictor
+from tests.inference.common import random_image, save_tiny_checkpoint
+from tests.modeling.test_meta_arch import METADATA
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOL = str(ROOT / "tools" / "predict.py")
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("predict_tool", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+predict_tool = load_tool()
+
+
+def tool_main(*args):
+    return predict_tool.main([str(a) for a in args])
+
+
+def run_tool(*args):
+    # One intra-op thread: steadier on a shared machine (see tests/inference/conftest.py).
+    return subprocess.run([sys.executable, TOOL, *map(str, args)], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """See tests/inference/conftest.py: one intra-op thread is steadier on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def panoptic(tmp_path_factory):
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("cli_panoptic"), mask_on=True, seed=1)
+
+
+@pytest.fixture(scope="module")
+def semantic(tmp_path_factory):
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("cli_semantic"), mask_on=False)
+
+
+def write_images(folder, sizes, corrupt=()):
+    folder.mkdir(parents=True, exist_ok=True)
+    images = {}
+    for k, (name, (h, w)) in enumerate(sizes.items()):
+        images[name] = random_image(h, w, seed=10 + k)
+        assert cv2.imwrite(str(folder / name), cv2.cvtColor(images[name], cv2.COLOR_RGB2BGR))
+    for name in corrupt:
+        (folder / name).write_bytes(b"\x89PNG\r\n\x1a\n but then nothing an image should hold")
+    return images
+
+
+def test_all_outputs_of_a_panoptic_model(tmp_path, panoptic):
+    path, _, _ = panoptic
+    images = write_images(tmp_path / "in", {"a.png": (48, 64), "b.png": (48, 64), "c.bmp": (40, 56)})
+    out = tmp_path / "out"
+    assert tool_main("--weights", path, "--input", tmp_path / "in", "--output", out, "--batch-size", "2") == 0
+    predictor = Predictor.from_checkpoint(path)
+    codec = LabelCodec(METADATA)
+    with open(out / "coco_instances_results.json") as f:
+        coco = json.load(f)
+    for name, image in images.items():
+        stem = os.path.splitext(name)[0]
+        expected = predictor(image)
+        assert np.array_equal(codec.read(str(out / f"{stem}.png")), expected["segmentation_image"].numpy())
+        confidence = cv2.imread(str(out / f"{stem}_confidence.png"), cv2.IMREAD_UNCHANGED)
+        assert confidence.dtype == np.uint8
+        # round(255 * c); batched and single forward passes may round differently.
+        assert np.abs(confidence / 255.0 - expected["segmentation_confidence"].numpy()).max() <= 1 / 255
+        overlay = cv2.imread(str(out / f"{stem}_overlay.jpg"))
+        assert overlay.shape == image.shape
+        mine = [r for r in coco if r["image_id"] == stem]
+        assert len(mine) == len(expected["instances"]["scores"])
+        assert all(r["segmentation"]["size"] == list(image.shape[:2]) for r in mine)
+        assert sorted(r["score"] for r in mine) == pytest.approx(sorted(expected["instances"]["scores"].tolist()))
+    assert {r["category_id"] for r in coco} <= set(METADATA.thing_class_ids)
+
+
+def test_config_file_with_weights_overrides_and_other_formats(tmp_path, semantic):
+    path, cfg, _ = semantic
+    config_file = tmp_path / "model.yaml"
+    config_file.write_text(cfg.dump())
+    images = write_images(tmp_path / "in", {"x.png": (48, 64), "y.png": (90, 70)})
+    out = tmp_path / "out"
+    # The overrides right after the inputs: split off from them.
+    assert tool_main("--config-file", config_file, "--weights", path, "--output", out, "--label-format", "blue",
+                     "--confidence-format", "tiff", "--no-overlay", "--tile-size", "64", "--tile-merge", "mean",
+                     "--input", tmp_path / "in" / "x.png", tmp_path / "in" / "y.png",
+                     "TEST.TILE_OVERLAP", "0.25") == 0
+    predictor = Predictor(cfg, weights=path)
+    blue = LabelCodec(dataclasses.replace(METADATA, label_format="blue"))
+    for stem, image in (("x", images["x.png"]), ("y", images["y.png"])):
+        expected = predictor(image, tile_size=64, overlap=0.25, merge="mean")
+        assert np.array_equal(blue.read(str(out / f"{stem}.png")), expected["segmentation_image"].numpy())
+        tiff = cv2.imread(str(out / f"{stem}_confidence.tiff"), cv2.IMREAD_UNCHANGED)
+        assert tiff.dtype == np.float32
+        assert np.allclose(tiff, expected["segmentation_confidence"].numpy(), atol=1e-6)
+    assert sorted(p.name for p in out.iterdir()) == ["log.txt", "x.png", "x_confidence.tiff",
+                                                     "y.png", "y_confidence.tiff"]
+    assert "overlap 0.25, merge 'mean'" in (out / "log.txt").read_text()
+
+
+def test_palette_and_npy_with_a_glob(tmp_path, semantic):
+    path, _, _ = semantic
+    images = write_images(tmp_path / "in", {"p1.png": (48, 64), "p2.jpg": (48, 64), "other.png": (48, 64)})
+    out = tmp_path / "out"
+    assert tool_main("--weights", path, "--input", str(tmp_path / "in" / "p*"), "--output", out,
+                     "--label-format", "palette", "--confidence-format", "npy", "--no-overlay") == 0
+    assert sorted(p.name for p in out.iterdir()) == ["log.txt", "p1.png", "p1_confidence.npy",
+                                                     "p2.png", "p2_confidence.npy"]
+    expected = Predictor.from_checkpoint(path)(images["p1.png"])
+    palette = LabelCodec(dataclasses.replace(METADATA, label_format="palette"))
+    assert np.array_equal(palette.read(str(out / "p1.png")), expected["segmentation_image"].numpy())
+    assert np.allclose(np.load(out / "p1_confidence.npy"), expected["segmentation_confidence"].numpy(), atol=1e-6)
+
+
+def test_model_without_config_or_weights_is_a_config_error(tmp_path):
+    write_images(tmp_path / "in", {"a.png": (8, 8)})
+    with pytest.raises(ConfigError, match="--weights"):
+        tool_main("--input", tmp_path / "in", "--output", tmp_path / "out")
+
+
+def test_collect_inputs(tmp_path):
+    write_images(tmp_path / "d", {"b.png": (4, 4), "a.jpg": (4, 4)})
+    (tmp_path / "d" / "notes.txt").write_text("not an image")
+    write_images(tmp_path / "d" / "sub", {"deep.png": (4, 4)})  # folders are not searched recursively
+    d = str(tmp_path / "d")
+    found = predict_tool.collect_inputs([d, os.path.join(d, "*.png"), os.path.join(d, "b.png")])
+    assert found == [os.path.join(d, "a.jpg"), os.path.join(d, "b.png")]
+    assert predict_tool.collect_inputs([os.path.join(d, "missing.png")]) == [os.path.join(d, "missing.png")]
+    with pytest.raises(DataError, match="no images found"):
+        predict_tool.collect_inputs([os.path.join(d, "*.tif")])
+
+
+def test_repeated_stems_get_distinct_output_names():
+    assert predict_tool.output_stems(["a/x.png", "b/x.png", "x.jpg", "y.png"]) == ["x", "x_2", "x_3", "y"]
+
+
+def test_corrupt_file_in_the_middle_is_skipped_and_named(tmp_path, semantic):
+    path, _, _ = semantic
+    write_images(tmp_path / "in", {"a.png": (48, 64), "c.png": (48, 64)}, corrupt=["b.png"])
+    out = tmp_path / "out"
+    result = run_tool("--weights", path, "--input", tmp_path / "in", "--output", out, "--no-overlay")
+    assert result.returncode == 1, result.stderr
+    text = result.stdout + result.stderr
+    assert "Skipping" in text and "b.png" in text and "corrupt" in text
+    assert "2 of 3 images predicted" in text and "1 skipped" in text
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "a_confidence.png", "c.png", "c_confidence.png",
+                                                     "log.txt"]
+
+
+def test_no_input_found_exits_2_with_one_line(tmp_path):
+    result = run_tool("--weights", tmp_path / "m.pth", "--input", tmp_path / "nothing" / "*.png",
+                      "--output", tmp_path / "out")
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: no images found") and "Traceback" not in result.stderr

@@ -1,0 +1,53 @@
+#!/usr/bin/env python
+"""Train a segdet model, or evaluate one (--eval-only), as detectron2's tools/train_net.py.
+
+  python tools/train_net.py --config-file configs/demo/quickstart.yaml
+  python tools/train_net.py --config-file CFG --resume
+  python tools/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS output/model_final.pth
+"""
+import logging
+
+from segdet.checkpoint import SegdetCheckpointer
+from segdet.config import load_config
+from segdet.data.formats import register_from_config
+from segdet.data.resolve import resolve_metadata
+from segdet.engine.defaults import default_argument_parser, default_setup
+from segdet.engine.launch import launch
+from segdet.engine.trainer import Trainer, evaluate, output_paths_summary
+from segdet.modeling import build_model
+from segdet.utils import comm
+from segdet.utils.cli import run_cli
+
+logger = logging.getLogger("segdet")
+
+
+def setup(args):
+    cfg = load_config(args.config_file, args.opts)
+    register_from_config(cfg)
+    return default_setup(cfg, args)
+
+
+def main(args):
+    cfg = setup(args)
+    if args.eval_only:
+        metadata = resolve_metadata(cfg, cfg.DATASETS.TEST)
+        model = build_model(cfg, metadata)
+        SegdetCheckpointer(model, cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        return evaluate(cfg, model, metadata)
+
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    results = trainer.train()
+    if comm.is_main_process():
+        logger.info("Outputs:\n%s", "\n".join(output_paths_summary(cfg.OUTPUT_DIR)))
+    return results
+
+
+def run(args):
+    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+           dist_url=args.dist_url, args=(args,))
+
+
+if __name__ == "__main__":
+    arguments = default_argument_parser().parse_args()
+    run_cli(lambda: run(arguments))

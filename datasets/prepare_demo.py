@@ -15,7 +15,7 @@ import json
 import logging
 import sys
 
-from segdet.data.demo import default_demo_root, generate_demo_dataset
+from segdet.data.demo import DEFAULT_NUM_IMAGES, default_demo_root, generate_demo_dataset
 
 
 def _positive(text: str) -> int:
@@ -28,7 +28,7 @@ def _positive(text: str) -> int:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default=default_demo_root(), help="folder to write (default: %(default)s)")
-    parser.add_argument("--num-images", type=_positive, default=60, help="images in all splits together")
+    parser.add_argument("--num-images", type=_positive, default=DEFAULT_NUM_IMAGES, help="images in all splits together")
     parser.add_argument("--seed", type=int, default=0, help="same seed -> the same files")
     return parser.parse_args(argv)
 

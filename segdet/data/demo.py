@@ -41,6 +41,10 @@ MIN_INSTANCE_AREA = 20  # px; smaller visible remnants are left to the semantic 
 README_TITLE = "segdet demo dataset: synthetic fruit on a table"
 
 
+# 84 train, 18 val, 18 test images: enough for a model to generalize in a CPU-sized run.
+DEFAULT_NUM_IMAGES = 120
+
+
 def demo_metadata() -> Metadata:
     """Classes of the demo dataset (gray label PNGs, pixel value = class id)."""
     return Metadata(
@@ -362,7 +366,7 @@ def read_complete_marker(output_dir: str) -> Optional[dict]:
 
 def generate_demo_dataset(
     output_dir: str,
-    num_images: int = 60,
+    num_images: int = DEFAULT_NUM_IMAGES,
     seed: int = 0,
     image_size: tuple[int, int] = (192, 192),
     splits: tuple[float, float, float] = (0.7, 0.15, 0.15),
@@ -474,9 +478,12 @@ def generate_demo_dataset(
 # Registration and generation on first use
 # ---------------------------------------------------------------------------
 
-def _is_complete(root: str) -> bool:
+def _is_complete(root: str, num_images: Optional[int] = None, seed: Optional[int] = None) -> bool:
+    """A finished copy of this generator version (and, when given, of this size and seed)."""
     marker = read_complete_marker(root)
-    return bool(marker) and marker.get("generator") == GENERATOR and marker.get("version") == DEMO_VERSION
+    if not marker or marker.get("generator") != GENERATOR or marker.get("version") != DEMO_VERSION:
+        return False
+    return (num_images is None or marker.get("num_images") == num_images) and (seed is None or marker.get("seed") == seed)
 
 
 def _looks_like_ours(root: str) -> bool:
@@ -487,7 +494,7 @@ def _looks_like_ours(root: str) -> bool:
         return False
 
 
-def ensure_demo_dataset(root: str, num_images: int = 60, seed: int = 0) -> str:
+def ensure_demo_dataset(root: str, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0) -> str:
     """Generate the demo dataset at `root` unless a complete copy of this version is there.
 
     Safe when several processes (distributed ranks) call it at once: each draws into
@@ -497,7 +504,7 @@ def ensure_demo_dataset(root: str, num_images: int = 60, seed: int = 0) -> str:
         `root` (normalized).
     """
     root = os.path.normpath(root)  # a trailing slash would put the temp folder inside root
-    if _is_complete(root):
+    if _is_complete(root, num_images, seed):
         return root
     if os.path.exists(root) and not (_looks_like_ours(root) or (os.path.isdir(root) and not os.listdir(root))):
         raise DataError(
@@ -509,7 +516,7 @@ def ensure_demo_dataset(root: str, num_images: int = 60, seed: int = 0) -> str:
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         generate_demo_dataset(tmp, num_images=num_images, seed=seed)
-        if _is_complete(root):  # another process finished first
+        if _is_complete(root, num_images, seed):  # another process finished first
             return root
         if os.path.exists(root):  # an interrupted or outdated copy: move it aside, then delete it
             stale = f"{root}.stale-{os.getpid()}"
@@ -522,7 +529,7 @@ def ensure_demo_dataset(root: str, num_images: int = 60, seed: int = 0) -> str:
             os.replace(tmp, root)
         except OSError:
             # the final folder appeared meanwhile (rename onto a non-empty folder fails)
-            if not _is_complete(root):
+            if not _is_complete(root, num_images, seed):
                 raise DataError(f"cannot move the generated demo dataset from {tmp} to {root}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -530,7 +537,7 @@ def ensure_demo_dataset(root: str, num_images: int = 60, seed: int = 0) -> str:
     return root
 
 
-def register_demo_datasets(root: Optional[str] = None, num_images: int = 60, seed: int = 0) -> list[str]:
+def register_demo_datasets(root: Optional[str] = None, num_images: int = DEFAULT_NUM_IMAGES, seed: int = 0) -> list[str]:
     """Register `demo_fruit_train`, `demo_fruit_val`, `demo_fruit_test`.
 
     Nothing is generated now: loading one of them generates the files at `root` first

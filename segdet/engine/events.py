@@ -76,11 +76,12 @@ class JSONWriter:
     def __init__(self, path: str, window: int = 20, start_iter: int = 0):
         self.path = path
         self._new = _NewScalars(window, start_iter)
-        if start_iter > 0 and os.path.isfile(path):
+        if os.path.isfile(path):
             self._drop_lines_from(start_iter)
 
     def _drop_lines_from(self, start_iter: int) -> None:
-        # A resumed run repeats the iterations after its checkpoint; keep one record of each.
+        # A resumed run repeats the iterations after its checkpoint, and a fresh run (start 0)
+        # into the same folder replaces the old one: keep one record of each iteration.
         with open(self.path) as f:
             lines = [line for line in f if line.strip()]
         kept = [line for line in lines if json.loads(line).get("iteration", -1) < start_iter]

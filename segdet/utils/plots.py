@@ -197,14 +197,18 @@ def read_metrics(metrics_json_path: str) -> list[dict]:
 
 
 def _series(records: list[dict]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """key -> (iterations, values), finite numbers only; a repeated iteration keeps its last value."""
+    """key -> (iterations, values), finite numbers only; a repeated iteration keeps its last value.
+
+    Validation measures (keys with "/") of -1 mean "not defined" (e.g. no large objects for APl)
+    and are left out; a key with no defined value gets no curve.
+    """
     points: dict[str, dict[int, float]] = {}
     for record in records:
         it = int(record["iteration"])
         for key, value in record.items():
             if key in _NOT_PLOTTED or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
-            if math.isfinite(value):
+            if math.isfinite(value) and not ("/" in key and value < 0):
                 points.setdefault(key, {})[it] = float(value)
     return {key: (np.array(sorted(p)), np.array([p[i] for i in sorted(p)])) for key, p in points.items()}
 

@@ -22,7 +22,7 @@ def test_defaults_use_detectron2_key_names():
 
 
 def test_base_inheritance_and_overrides(tmp_path):
-    base = write(tmp_path / "base.yaml", "SOLVER:\n  BASE_LR: 0.5\n  MAX_ITER: 10\nMODEL:\n  RESNETS:\n    DEPTH: 18\n")
+    write(tmp_path / "base.yaml", "SOLVER:\n  BASE_LR: 0.5\n  MAX_ITER: 10\nMODEL:\n  RESNETS:\n    DEPTH: 18\n")
     child = write(tmp_path / "child.yaml", "_BASE_: base.yaml\nSOLVER:\n  MAX_ITER: 20\n")
     cfg = load_config(child, ["SOLVER.BASE_LR", "0.25", "INPUT.CLASS_WEIGHTS", "[1, 2.5]",
                               "MODEL.SEM_SEG_HEAD.NUM_CLASSES", "2"])

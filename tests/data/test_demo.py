@@ -215,12 +215,23 @@ def test_other_process_finishing_first_wins(tmp_path, monkeypatch):
 
     def racing(output_dir, **kwargs):
         real(output_dir, **kwargs)
-        real(root, num_images=2, seed=9)  # the other rank renames its copy into place meanwhile
+        real(root, **kwargs)  # the other rank renames its copy (same arguments) into place meanwhile
+        with open(os.path.join(root, "theirs.txt"), "w") as f:
+            f.write("the other rank's copy")
 
     monkeypatch.setattr(demo, "generate_demo_dataset", racing)
     assert ensure_demo_dataset(root, num_images=3) == root
-    assert demo.read_complete_marker(root)["seed"] == 9  # theirs was kept, ours discarded
+    assert os.path.isfile(os.path.join(root, "theirs.txt"))  # theirs was kept, ours discarded
     assert sorted(os.listdir(tmp_path)) == ["demo_fruit"]
+
+
+def test_copy_of_another_size_or_seed_is_made_again(tmp_path):
+    root = str(tmp_path / "demo_fruit")
+    ensure_demo_dataset(root, num_images=2, seed=0)
+    ensure_demo_dataset(root, num_images=3, seed=0)
+    assert demo.read_complete_marker(root)["num_images"] == 3
+    ensure_demo_dataset(root, num_images=3, seed=4)
+    assert demo.read_complete_marker(root)["seed"] == 4
 
 
 def test_foreign_folder_is_not_overwritten(tmp_path):

@@ -137,3 +137,13 @@ def test_plot_metrics_without_values_is_a_clear_error(tmp_path):
     metrics.write_text(json.dumps({"iteration": 0, "time": 1.0}) + "\n")
     with pytest.raises(DataError, match="no loss or validation values"):
         plot_metrics(str(metrics), str(tmp_path / "x.png"))
+
+
+def test_undefined_validation_measures_are_not_plotted():
+    from segdet.utils.plots import _series
+
+    series = _series([{"iteration": 9, "segm/APl": -1.0, "segm/AP": 50.0, "loss_mask": 0.5},
+                      {"iteration": 19, "segm/APl": -1.0, "segm/AP": 60.0}])
+    assert "segm/APl" not in series
+    assert series["segm/AP"][1].tolist() == [50.0, 60.0]
+    assert series["loss_mask"][0].tolist() == [9]

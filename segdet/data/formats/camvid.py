@@ -10,12 +10,10 @@ not needed (they list the same pairs).
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 
-from segdet.data.catalog import register_dataset
-from segdet.data.formats.image_folder import load_image_folder
+from segdet.data.formats.image_folder import register_image_folder_splits
 from segdet.data.metadata import Metadata, load_classes_file
 from segdet.data.palettes import camvid_metadata
 from segdet.errors import DataError
@@ -53,10 +51,5 @@ def register_camvid(root: str, name_prefix: str = "camvid") -> list[str]:
     if not found:
         raise DataError(f"CamVid folder {root} has none of the split folders {list(CAMVID_SPLITS)}")
     # Everything is checked before anything is registered: an error leaves the catalogs as they were.
-    names = []
-    for split, image_dir, label_dir in found:
-        name = f"{name_prefix}_{split}"
-        meta = dataclasses.replace(metadata)  # one object per name: the catalog writes the name into it
-        register_dataset(name, lambda i=image_dir, a=label_dir, m=meta: load_image_folder(i, a, m), meta)
-        names.append(name)
+    names = register_image_folder_splits(name_prefix, found, metadata)
     return names

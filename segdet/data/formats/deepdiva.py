@@ -8,13 +8,11 @@ class of a pixel is the BLUE channel of its ground-truth pixel (label format "bl
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from typing import Optional, Sequence
 
-from segdet.data.catalog import register_dataset
-from segdet.data.formats.image_folder import load_image_folder
+from segdet.data.formats.image_folder import register_image_folder_splits
 from segdet.data.metadata import Metadata, load_classes_file
 from segdet.errors import DataError
 
@@ -68,11 +66,6 @@ def register_deepdiva(
     if not found:
         raise DataError(f"DeepDIVA dataset {root} has none of the split folders {list(DEEPDIVA_SPLITS)}")
     # Everything is checked before anything is registered: an error leaves the catalogs as they were.
-    names = []
-    for split, data_dir, gt_dir in found:
-        name = f"{name_prefix}_{split}"
-        meta = dataclasses.replace(metadata)  # one object per name: the catalog writes the name into it
-        register_dataset(name, lambda d=data_dir, g=gt_dir, m=meta: load_image_folder(d, g, m), meta)
-        names.append(name)
+    names = register_image_folder_splits(name_prefix, found, metadata)
     logger.info("registered DeepDIVA datasets %s from %s", names, root)
     return names

@@ -169,3 +169,18 @@ def register_image_folder(
     """
     meta = resolve_metadata(classes_file, metadata, label_format, where=f"dataset '{name}'")
     register_dataset(name, lambda: load_image_folder(image_dir, label_dir, meta, split_file, split), meta)
+
+
+def register_image_folder_splits(name_prefix: str, splits: list[tuple[str, str, str]], metadata: Metadata) -> list[str]:
+    """Register `<name_prefix>_<split>` for each (split, image_dir, label_dir), sharing the classes.
+
+    Returns:
+        The registered names.
+    """
+    names = []
+    for split, image_dir, label_dir in splits:
+        name = f"{name_prefix}_{split}"
+        meta = dataclasses.replace(metadata)  # one object per name: the catalog writes the name into it
+        register_dataset(name, lambda i=image_dir, a=label_dir, m=meta: load_image_folder(i, a, m), meta)
+        names.append(name)
+    return names

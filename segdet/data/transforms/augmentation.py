@@ -14,6 +14,8 @@ instance masks).
 """
 from __future__ import annotations
 
+import abc
+
 import copy
 import logging
 from typing import Sequence
@@ -51,9 +53,10 @@ __all__ = [
 ]
 
 
-class Augmentation:
+class Augmentation(abc.ABC):
     """Draws a deterministic Transform for one image."""
 
+    @abc.abstractmethod
     def get_transform(self, image: np.ndarray, rng: np.random.Generator) -> Transform:
         """
         Args:
@@ -62,7 +65,6 @@ class Augmentation:
         Returns:
             An fvcore Transform.
         """
-        raise NotImplementedError
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))

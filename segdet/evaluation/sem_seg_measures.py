@@ -52,12 +52,16 @@ def confusion_matrix(
         raise DataError(f"prediction has size {pred.shape} but the ground truth has size {gt.shape}")
     n = int(num_classes)
     for what, values in (("ground truth", gt), ("prediction", pred)):
-        if values.size and (int(values.min()) < 0 or int(values.max()) >= n):
+        # Unsigned arrays hold no negatives: one pass (max) instead of two.
+        if values.size and ((values.dtype.kind != "u" and int(values.min()) < 0) or int(values.max()) >= n):
             raise DataError(f"{what} holds value(s) {_bad_values(values, n)} that are not class ids 0..{n - 1}")
-    # One bincount over gt * N + pred; ignore rows are cleared afterwards, which
-    # equals dropping those pixels first and avoids a boolean-mask copy of the image.
-    index = gt.astype(np.int64).ravel() * n + pred.astype(np.int64).ravel()
-    conf = np.bincount(index, minlength=n * n).reshape(n, n).astype(np.int64)
+    # One bincount over gt * N + pred; ignore rows are cleared afterwards, which equals
+    # dropping those pixels first and avoids a boolean-mask copy of the image. The index is
+    # built in place in gt's int64 copy, and an int64 prediction is used as it is.
+    index = gt.astype(np.int64).ravel()
+    index *= n
+    index += pred.astype(np.int64, copy=False).ravel()
+    conf = np.bincount(index, minlength=n * n).reshape(n, n)
     ignore = sorted(set(int(i) for i in ignore_class_ids))
     if ignore:
         if not allow_predicted_ignore and conf[:, ignore].any():

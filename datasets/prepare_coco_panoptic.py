@@ -26,14 +26,7 @@ import os
 import sys
 
 from segdet.data.coco_panoptic import check_instances_categories, convert_coco_panoptic, describe_failure
-from segdet.utils.cli import run_cli
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+from segdet.utils.cli import positive_int, run_cli
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,7 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--panoptic-root", required=True, help="its PNG folder, e.g. annotations/panoptic_train2017")
     parser.add_argument("--output-root", required=True, help="folder for the gray class-id PNGs")
     parser.add_argument("--classes-out", required=True, help="classes file to write (checked if it exists)")
-    parser.add_argument("--workers", type=_positive, default=min(8, os.cpu_count() or 1),
+    parser.add_argument("--workers", type=positive_int, default=min(8, os.cpu_count() or 1),
                         help="converting processes (default: %(default)s)")
     parser.add_argument("--instances-json",
                         help="optional: a COCO instances json whose category names are checked against the "

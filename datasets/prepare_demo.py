@@ -16,19 +16,13 @@ import logging
 import sys
 
 from segdet.data.demo import DEFAULT_NUM_IMAGES, default_demo_root, generate_demo_dataset
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+from segdet.utils.cli import positive_int
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default=default_demo_root(), help="folder to write (default: %(default)s)")
-    parser.add_argument("--num-images", type=_positive, default=DEFAULT_NUM_IMAGES, help="images in all splits together")
+    parser.add_argument("--num-images", type=positive_int, default=DEFAULT_NUM_IMAGES, help="images in all splits together")
     parser.add_argument("--seed", type=int, default=0, help="same seed -> the same files")
     return parser.parse_args(argv)
 

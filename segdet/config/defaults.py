@@ -92,6 +92,12 @@ _C.MODEL.SEM_SEG_HEAD.LOSS_TYPE = "cross_entropy"
 _C.MODEL.SEM_SEG_HEAD.FOCAL_GAMMA = 2.0
 # segdet: weight of the Dice term in "cross_entropy_dice" (cross-entropy gets 1 - this).
 _C.MODEL.SEM_SEG_HEAD.DICE_WEIGHT = 0.5
+# segdet: at inference, divide each class's score by (its training class weight) ** this
+# power. Class weights make training favor rare classes, and a weighted cross-entropy learns
+# scores proportional to weight x probability: 1.0 undoes that fully (the unweighted
+# probabilities), 0.0 keeps the bias towards rare classes, values between trade recall of
+# rare classes for fewer false positives. The weights travel in the model file.
+_C.MODEL.SEM_SEG_HEAD.CLASS_WEIGHT_CORRECTION = 0.0
 
 # Panoptic fusion of instances and stuff (detectron2's names).
 _C.MODEL.PANOPTIC_FPN = CN()

@@ -79,6 +79,8 @@ class Trainer:
         class_weights = resolve_class_weights(cfg, self.train_dicts, self.metadata, self.metadata.ignore_class_ids)
         self.mapper = DatasetMapper.from_config(cfg, is_train=True, metadata=self.metadata,
                                                 class_weights=class_weights)
+        # Saved with the model, for MODEL.SEM_SEG_HEAD.CLASS_WEIGHT_CORRECTION at inference.
+        model.set_training_class_weights(self.mapper.class_weights)
         self.checkpointer = SegdetCheckpointer(
             model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(),
             extra_data=checkpoint_extra_data(cfg, self.metadata),

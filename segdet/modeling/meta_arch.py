@@ -53,7 +53,8 @@ class SemanticSegmentor(nn.Module):
 
     def __init__(self, backbone: nn.Module, sem_seg_head: nn.Module, sem_seg_loss: SemanticLoss,
                  pixel_mean: list[float], pixel_std: list[float], ignore_class_ids: list[int],
-                 sem_seg_loss_weight: float = 1.0):
+                 sem_seg_loss_weight: float = 1.0, num_classes: int | None = None,
+                 class_weight_correction: float = 0.0):
         super().__init__()
         self.backbone = backbone
         self.sem_seg_head = sem_seg_head
@@ -64,6 +65,10 @@ class SemanticSegmentor(nn.Module):
         self.size_divisibility = getattr(backbone, "size_divisibility", 32)
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), persistent=False)
+        # The class weights the model was trained with (saved with it; set by the trainer), for
+        # `class_weight_correction` at inference.
+        self.class_weight_correction = float(class_weight_correction)
+        self.register_buffer("training_class_weights", torch.ones(num_classes or 0))
 
     @staticmethod
     def semantic_kwargs(cfg, metadata, backbone: nn.Module) -> dict:
@@ -78,6 +83,8 @@ class SemanticSegmentor(nn.Module):
             pixel_std=list(cfg.MODEL.PIXEL_STD),
             ignore_class_ids=metadata.ignore_class_ids,
             sem_seg_loss_weight=cfg.MODEL.SEM_SEG_HEAD.LOSS_WEIGHT,
+            num_classes=cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
+            class_weight_correction=cfg.MODEL.SEM_SEG_HEAD.CLASS_WEIGHT_CORRECTION,
         )
 
     @classmethod
@@ -105,9 +112,25 @@ class SemanticSegmentor(nn.Module):
         loss = self.sem_seg_loss(logits, targets, weights)
         return {"loss_sem_seg": loss * self.sem_seg_loss_weight}
 
+    def set_training_class_weights(self, class_weights) -> None:
+        """Record the class weights of the training loss (one per class; ignore classes 0)."""
+        weights = torch.as_tensor(class_weights, dtype=torch.float32)
+        if weights.shape != self.training_class_weights.shape:
+            raise ValueError(f"{len(weights)} class weights for a model with {len(self.training_class_weights)} classes")
+        self.training_class_weights.copy_(weights)
+
+    def corrected_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """(C, H, W) logits minus correction x log(training class weight): scores divided by the
+        weight to that power. Classes of weight 0 (ignore classes) are left alone."""
+        if self.class_weight_correction == 0.0:
+            return logits
+        weights = self.training_class_weights
+        log_weights = torch.where(weights > 0, torch.log(weights.clamp(min=1e-12)), torch.zeros_like(weights))
+        return logits - self.class_weight_correction * log_weights.to(logits.dtype)[:, None, None]
+
     def semantic_result(self, logits: torch.Tensor, image_size: tuple[int, int], height: int, width: int) -> dict:
         """The semantic part of an output dict, at (height, width)."""
-        logits = sem_seg_postprocess(logits, image_size, height, width)
+        logits = self.corrected_logits(sem_seg_postprocess(logits, image_size, height, width))
         scores = scores_from_logits(logits, self.ignore_class_ids)
         segmentation, confidence = segmentation_from_scores(scores, self.ignore_class_ids)
         return {"sem_seg": scores, "segmentation_image": segmentation, "segmentation_confidence": confidence}

@@ -1,6 +1,8 @@
-"""Run a tool's main function so that expected errors print one clear line, not a traceback."""
+"""Command-line helpers: run a tool's main function so that expected errors print one clear
+line, not a traceback; argument types with a readable complaint."""
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from typing import Any, Callable
@@ -23,3 +25,11 @@ def run_cli(main: Callable[[], Any]) -> Any:
         logging.shutdown()
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1 (argparse prints the complaint with the flag)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

@@ -1,5 +1,4 @@
 """weight_image and median-frequency class weights against hand computations."""
-import logging
 
 import numpy as np
 import pytest
@@ -9,6 +8,7 @@ from segdet.config import get_cfg
 from segdet.data.class_weights import median_frequency_weights, resolve_class_weights, weight_image
 from segdet.data.metadata import Metadata
 from segdet.errors import ConfigError, DataError
+from tests.logs import captured_warnings
 
 
 def test_weight_image_as_halcon_figure():
@@ -53,28 +53,14 @@ def map_two_label_maps(tmp_path):
     return dicts, metadata
 
 
-class _Records(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
 def test_median_frequency_weights_by_hand(map_two_label_maps):
     dicts, metadata = map_two_label_maps
     # freq_bg = 7/14 (present in both images), freq_a = 2/7, freq_b = 5/7; median = 1/2.
     expected = [0.5 / 0.5, 0.5 / (2 / 7), 0.5 / (5 / 7), 0.0, 1.0]
-    records = _Records()
-    logger = logging.getLogger("segdet.data.class_weights")
-    logger.addHandler(records)
-    try:
+    with captured_warnings("segdet.data.class_weights") as messages:
         weights = median_frequency_weights(dicts, metadata, ignore_class_ids=[3])
-    finally:
-        logger.removeHandler(records)
     assert np.allclose(weights, expected)
-    assert len(records.messages) == 1 and "class 4 (d)" in records.messages[0]
+    assert len(messages) == 1 and "class 4 (d)" in messages[0]
 
 
 def test_median_frequency_weights_with_merged_class(map_two_label_maps):

@@ -1,7 +1,6 @@
 """image_folder format: images + label images matched by stem."""
 import inspect
 import json
-import logging
 import os
 
 import cv2
@@ -14,23 +13,9 @@ from segdet.data.formats import DATASET_FORMAT_REGISTRY, register_from_config
 from segdet.data.formats.image_folder import list_image_files, load_image_folder, register_image_folder
 from segdet.data.split import write_split_file
 from segdet.errors import DataError
+from tests.logs import captured_warnings
 
 H, W = 6, 8
-
-
-class _Records(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
-def _capture(name):
-    handler = _Records()
-    logging.getLogger(name).addHandler(handler)
-    return handler
 
 
 def _write_rgb(path, seed):
@@ -79,16 +64,13 @@ def _expected(folder, stems):
 
 def test_load_exact_dicts_and_decoded_labels(fmt_folder):
     meta = Metadata(class_names=["bg", "part", "edge"], ignore_class_ids=[2])
-    log = _capture("segdet.data.formats.image_folder")
-    try:
+    with captured_warnings("segdet.data.formats.image_folder") as messages:
         dicts = load_image_folder(fmt_folder["images"], fmt_folder["labels"], meta)
-    finally:
-        logging.getLogger("segdet.data.formats.image_folder").removeHandler(log)
     assert dicts == _expected(fmt_folder, ["a", "b", "c"])
     codec = LabelCodec(meta)
     for d in dicts:
         np.testing.assert_array_equal(codec.read(d["sem_seg_file_name"]), fmt_folder["truth"][d["image_id"]])
-    assert any("1 label file(s)" in m for m in log.messages), log.messages
+    assert any("1 label file(s)" in m for m in messages), messages
 
 
 def test_register_with_classes_file(fmt_folder):

@@ -1,5 +1,4 @@
 """Samplers and loaders: epoch coverage, sharding, exact resume, and skipping bad samples."""
-import logging
 from collections import Counter
 from itertools import islice
 
@@ -15,6 +14,7 @@ from segdet.data.metadata import Metadata
 from segdet.data.samplers import InferenceSampler, TrainingSampler
 from segdet.data.transforms import RandomBrightness, RandomCrop, RandomFlip, RandomRotation
 from segdet.errors import DataError
+from tests.logs import captured_warnings
 
 S = 12  # image size
 
@@ -133,36 +133,16 @@ def _break_image(d):
         f.write(b"garbage")
 
 
-class _Records(logging.Handler):
-    """Collects the records of one logger (whatever other tests did to propagation)."""
-
-    def __init__(self, name):
-        super().__init__(logging.WARNING)
-        self.records = []
-        self.logger = logging.getLogger(name)
-
-    def emit(self, record):
-        self.records.append(record)
-
-    def __enter__(self):
-        self.logger.addHandler(self)
-        return self
-
-    def __exit__(self, *exc):
-        self.logger.removeHandler(self)
-
-
 def test_training_skips_a_bad_sample_with_a_warning(tmp_path):
     dicts = _dataset(tmp_path)
     _break_image(dicts[2])
-    with _Records("segdet.data.build") as log:
+    with captured_warnings("segdet.data.build") as warnings:
         loader = build_train_loader(_cfg(skip=True), _mapper(), dicts)
         batches = list(islice(iter(loader), 6))  # more than two epochs of 5 images
     assert all(len(b) == 2 for b in batches)
     files = {x["file_name"] for b in batches for x in b}
     assert dicts[2]["file_name"] not in files and len(files) == 4
     assert loader.dataset.num_skipped >= 2  # once per epoch at least
-    warnings = [r.getMessage() for r in log.records]
     assert len(warnings) == 1 and dicts[2]["file_name"] in warnings[0] and "corrupt" in warnings[0]
 
 
@@ -188,11 +168,11 @@ def test_test_loader_in_order_and_drops_bad_samples(tmp_path):
     assert outputs[0]["image"].shape == (3, S, S)
 
     _break_image(dicts[1])
-    with _Records("segdet.data.build") as log:
+    with captured_warnings("segdet.data.build") as warnings:
         loader = build_test_loader(_mapper(False), dicts, batch_size=1, skip_bad_samples=True)
         batches = list(loader)
     assert [b[0]["image_id"] for b in batches] == ["im0", "im2", "im3", "im4"]
     assert loader.dataset.num_skipped == 1
-    assert len(log.records) == 1 and dicts[1]["file_name"] in log.records[0].getMessage()
+    assert len(warnings) == 1 and dicts[1]["file_name"] in warnings[0]
     with pytest.raises(DataError, match=dicts[1]["file_name"]):
         list(build_test_loader(_mapper(False), dicts))

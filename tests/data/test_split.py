@@ -1,7 +1,6 @@
 """Dataset splits: split_image_ids, the split file, apply_split, and tools/split_dataset.py."""
 import importlib.util
 import json
-import logging
 import os
 
 import numpy as np
@@ -12,6 +11,7 @@ from segdet.data import DatasetCatalog, Metadata, MetadataCatalog
 from segdet.data.formats.image_folder import register_image_folder
 from segdet.data.split import apply_split, read_split_file, split_image_ids, write_split_file
 from segdet.errors import DataError
+from tests.logs import captured_warnings
 
 TOOL = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "split_dataset.py")
 
@@ -115,28 +115,14 @@ def test_read_errors(tmp_path):
         read_split_file(str(wrong))
 
 
-class _Records(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
 def test_apply_split(tmp_path):
     path = str(tmp_path / "split.json")
     write_split_file(path, {"train": ["c", "a", "gone1", "gone2"], "val": ["b"]})
     dicts = [{"image_id": i, "file_name": f"{i}.png"} for i in ["a", "b", "c"]]
-    log = _Records()
-    logger = logging.getLogger("segdet.data.split")
-    logger.addHandler(log)
-    try:
+    with captured_warnings("segdet.data.split") as messages:
         kept = apply_split(dicts, path, "train")
-    finally:
-        logger.removeHandler(log)
     assert kept == [dicts[0], dicts[2]]  # original order
-    assert len(log.messages) == 1 and "2 image id(s)" in log.messages[0]
+    assert len(messages) == 1 and "2 image id(s)" in messages[0]
     assert apply_split(dicts, None, None) is dicts
     with pytest.raises(DataError, match=r"no split 'test'; its splits: \['train', 'val'\]"):
         apply_split(dicts, path, "test")

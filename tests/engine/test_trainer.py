@@ -44,6 +44,8 @@ def test_few_iterations_write_checkpoints_metrics_and_evaluate(tiny_cfg_factory,
     assert ckpt["iteration"] == 3
     assert ckpt["metadata"]["class_names"] == ["background", "orange", "lemon", "apple", "border"]
     assert "SOLVER" in ckpt["config"]
+    # The loss's class weights travel with the model: none configured, so 1, and 0 for `border`.
+    assert ckpt["model"]["training_class_weights"].tolist() == [1.0, 1.0, 1.0, 1.0, 0.0]
 
 
 class StopAt(HookBase):

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -97,3 +99,37 @@ def test_num_classes_mismatch_is_config_error():
     cfg.MODEL.ROI_HEADS.NUM_CLASSES = 80
     with pytest.raises(ConfigError, match="ROI_HEADS.NUM_CLASSES = 80"):
         build_model(cfg, METADATA)
+
+
+def _constant_logits_output(correction, class_weights, bias):
+    """The semantic output of a model whose logits are `bias` at every pixel."""
+    cfg = tiny_cfg(mask_on=False)
+    cfg.MODEL.SEM_SEG_HEAD.CLASS_WEIGHT_CORRECTION = correction
+    model = build_model(cfg, METADATA).eval()
+    model.set_training_class_weights(class_weights)
+    with torch.no_grad():
+        model.sem_seg_head.predictor.weight.zero_()
+        model.sem_seg_head.predictor.bias.copy_(torch.tensor(bias))
+        return model([{"image": torch.zeros(3, 32, 32, dtype=torch.uint8)}])[0]
+
+
+@pytest.mark.parametrize("correction,expected_class", [(0.0, 1), (0.5, 2), (1.0, 2)])
+def test_class_weight_correction_divides_scores_by_weight_to_the_power(correction, expected_class):
+    # Logits 0, log 2, 0.2 (and the ignore class); class 1 was trained with weight 4.
+    # Corrected: 0, log 2 - correction * log 4, 0.2: class 1 wins only without correction.
+    out = _constant_logits_output(correction, [1.0, 4.0, 1.0, 0.0], [0.0, math.log(2.0), 0.2, 5.0])
+    assert (out["segmentation_image"] == expected_class).all()
+
+
+def test_full_class_weight_correction_gives_unweighted_probabilities():
+    out = _constant_logits_output(1.0, [1.0, 4.0, 1.0, 0.0], [0.0, math.log(2.0), 0.2, 5.0])
+    # Scores proportional to exp(logit) / weight: 1, 2 / 4, e^0.2 (sum 2.72140), ignore class 0.
+    expected = [1 / 2.72140, 0.5 / 2.72140, 1.22140 / 2.72140, 0.0]
+    assert torch.allclose(out["sem_seg"][:, 5, 7], torch.tensor(expected), atol=1e-4)
+    assert torch.allclose(out["segmentation_confidence"], torch.full((32, 32), 1.22140 / 2.72140), atol=1e-4)
+
+
+def test_training_class_weights_must_match_the_classes():
+    model = build_model(tiny_cfg(mask_on=False), METADATA)
+    with pytest.raises(ValueError, match="3 class weights for a model with 4 classes"):
+        model.set_training_class_weights([1.0, 2.0, 3.0])

@@ -25,6 +25,16 @@ def _bad_values(values: np.ndarray, num_classes: int) -> list[int]:
     return [int(v) for v in np.unique(bad)[:10]]
 
 
+def _all_below(values: np.ndarray, n: int) -> bool:
+    """Whether every value is in 0..n-1, in one pass over the array: signed integers are read
+    as unsigned ones of the same size, which turns negatives into huge values."""
+    if values.dtype.kind == "i":
+        values = values.view(f"u{values.dtype.itemsize}")
+    elif values.dtype.kind != "u":
+        return int(values.min()) >= 0 and int(values.max()) < n
+    return int(values.max()) < n
+
+
 def confusion_matrix(
     gt: np.ndarray,
     pred: np.ndarray,
@@ -52,8 +62,7 @@ def confusion_matrix(
         raise DataError(f"prediction has size {pred.shape} but the ground truth has size {gt.shape}")
     n = int(num_classes)
     for what, values in (("ground truth", gt), ("prediction", pred)):
-        # Unsigned arrays hold no negatives: one pass (max) instead of two.
-        if values.size and ((values.dtype.kind != "u" and int(values.min()) < 0) or int(values.max()) >= n):
+        if values.size and not _all_below(values, n):
             raise DataError(f"{what} holds value(s) {_bad_values(values, n)} that are not class ids 0..{n - 1}")
     # One bincount over gt * N + pred; ignore rows are cleared afterwards, which equals
     # dropping those pixels first and avoids a boolean-mask copy of the image. The index is

@@ -178,6 +178,14 @@ def test_bad_inputs_are_clear_errors():
         confusion_matrix(gt, np.array([[0, 7], [1, 1]]), 3)
     with pytest.raises(DataError, match=r"ignore class id\(s\) \[2\]"):
         confusion_matrix(gt, np.array([[0, 2], [1, 1]]), 3, ignore_class_ids=[2])
+    # Negative values in every signed width, and 3 = N, are found in either array.
+    for dtype in (np.int8, np.int16, np.int32, np.int64):
+        with pytest.raises(DataError, match=r"prediction holds value\(s\) \[-1\]"):
+            confusion_matrix(gt, np.array([[0, -1], [1, 1]], dtype=dtype), 3)
+        with pytest.raises(DataError, match=r"ground truth holds value\(s\) \[-2, 3\]"):
+            confusion_matrix(np.array([[0, -2], [3, 1]], dtype=dtype), np.zeros((2, 2), dtype=np.int64), 3)
+    with pytest.raises(DataError, match=r"prediction holds value\(s\) \[-1\]"):
+        confusion_matrix(gt, np.array([[0.0, -1.0], [1.0, 1.0]]), 3)
     # Other tools may predict an ignore class: then it counts as a wrong prediction.
     conf = confusion_matrix(gt, np.array([[0, 2], [1, 1]]), 3, [2], allow_predicted_ignore=True)
     assert conf.tolist() == [[1, 2, 1], [0, 0, 0], [0, 0, 0]]

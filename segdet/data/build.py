@@ -13,7 +13,6 @@ import random
 import signal
 from typing import Callable, Optional, Sequence
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -54,9 +53,6 @@ class _WorkerInit:
         np.random.seed(int(state[0]))
         random.seed(int(state[1]))
         torch.manual_seed((int(state[0]) << 32) | int(state[1]))
-        # torch already runs one thread per worker; OpenCV would start one per core and compete
-        # with the training process for the same cores.
-        cv2.setNumThreads(1)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 

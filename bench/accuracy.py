@@ -4,6 +4,7 @@ measures the benchmarks ask for, with the wall time.
   .venv/bin/python bench/accuracy.py camvid    [--data-root ../shared/datasets] [--output-dir DIR]
   .venv/bin/python bench/accuracy.py pennfudan [--data-root ../shared/datasets] [--output-dir DIR]
   .venv/bin/python bench/accuracy.py camvid --eval-only   # re-check the saved model
+  .venv/bin/python bench/accuracy.py pennfudan --eval-only INPUT.MIN_SIZE_TEST 352   # config overrides
 
 The model is saved in the output folder (model_final.pth, model_best.pth); the numbers can be
 re-checked with `tools/train_net.py --config-file <config> --eval-only MODEL.WEIGHTS <model>`.
@@ -63,6 +64,7 @@ def main() -> int:
     parser.add_argument("--eval-only", action="store_true", help="evaluate the saved model_final.pth only")
     parser.add_argument("--weights", help="with --eval-only: the model file (default OUTPUT_DIR/model_final.pth)")
     parser.add_argument("--output", help="results JSON (default bench/results/accuracy_<recipe>.json)")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides, passed to train_net.py")
     args = parser.parse_args()
     recipe = RECIPES[args.recipe]
     output_dir = os.path.abspath(args.output_dir or os.path.join(ROOT, recipe["output"]))
@@ -77,6 +79,7 @@ def main() -> int:
     else:
         command += ["OUTPUT_DIR", output_dir]
         results_dir = output_dir
+    command += args.opts
     print("running:", " ".join(command), flush=True)
     start = time.time()
     subprocess.run(command, cwd=ROOT, env=env, check=True)
@@ -95,7 +98,8 @@ def main() -> int:
     print_table(rows, ["measure", "value", "target"], title=f"{args.recipe} on {recipe['test']}")
     print(f"wall time (training + evaluation): {wall / 60:.1f} min")
     write_results(args.output or default_output(f"accuracy_{args.recipe}", False), f"accuracy_{args.recipe}", info,
-                  {"command": command, "eval_only": args.eval_only}, {"wall_seconds": wall, "measures": figures},
+                  {"command": command, "eval_only": args.eval_only, "overrides": args.opts},
+                  {"wall_seconds": wall, "measures": figures},
                   recipe["targets"])
     return 0
 

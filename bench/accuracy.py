@@ -64,8 +64,8 @@ def main() -> int:
     parser.add_argument("--eval-only", action="store_true", help="evaluate the saved model_final.pth only")
     parser.add_argument("--weights", help="with --eval-only: the model file (default OUTPUT_DIR/model_final.pth)")
     parser.add_argument("--output", help="results JSON (default bench/results/accuracy_<recipe>.json)")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides, passed to train_net.py")
-    args = parser.parse_args()
+    parser.add_argument("opts", nargs="*", help="KEY VALUE config overrides, passed to train_net.py")
+    args = parser.parse_intermixed_args()  # overrides may follow the options
     recipe = RECIPES[args.recipe]
     output_dir = os.path.abspath(args.output_dir or os.path.join(ROOT, recipe["output"]))
     env = dict(os.environ, SEGDET_DATASETS=os.path.abspath(args.data_root))

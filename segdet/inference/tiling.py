@@ -15,8 +15,9 @@ content, never zero padding. Each tile's class scores come from the model's sema
 Memory: tiles are processed row by row, a few at a time, into a band accumulator of
 C x tile_height x W float32 (plus tile_height x W weights for "mean"). Once a row of tiles
 is done, the image rows that no later tile touches are final: their segmentation_image and
-segmentation_confidence are computed and the band moves down. Besides the band and the
-tiles in flight, only the outputs are held: segmentation_image (int64) and
+segmentation_confidence are computed and the band moves down, both a tile's width of
+columns at a time so that their temporaries do not grow with the image. Besides the band
+and the tiles in flight, only the outputs are held: segmentation_image (int64) and
 segmentation_confidence (float32), 12 bytes per pixel, and, when `return_scores` is set,
 the merged scores `sem_seg` (4 * C bytes per pixel). For an 8000x8000 image that is
 768 MB of outputs (+1.0 GB of scores for 4 classes). Measured: tools/predict.py on an
@@ -70,6 +71,10 @@ def tile_starts(length: int, tile: int, overlap: float) -> list[int]:
     if starts[-1] + tile < length:
         starts.append(length - tile)
     return starts
+
+
+def _column_chunks(width: int, step: int) -> list[tuple[int, int]]:
+    return [(x, min(x + step, width)) for x in range(0, width, step)]
 
 
 def tile_windows(height: int, width: int, tile_size: int | Sequence[int], overlap: float = 0.5) -> list[Window]:
@@ -266,12 +271,15 @@ class TiledSegmenter:
             # Rows above the next row of tiles are final.
             end = row_starts[r + 1] if r + 1 < len(row_starts) else height
             n = end - y0
-            final = band[:, :n] if self.merge == "max" else band[:, :n] / band_weight[:n]
-            seg, conf = segmentation_from_scores(final, ignore)
-            segmentation[y0:end] = seg.cpu()
-            confidence[y0:end] = conf.cpu()
-            if all_scores is not None:
-                all_scores[:, y0:end] = final.cpu()
+            for x0, x1 in _column_chunks(width, tw):
+                final = band[:, :n, x0:x1]
+                if self.merge == "mean":
+                    final = final / band_weight[:n, x0:x1]
+                seg, conf = segmentation_from_scores(final, ignore)
+                segmentation[y0:end, x0:x1] = seg.cpu()
+                confidence[y0:end, x0:x1] = conf.cpu()
+                if all_scores is not None:
+                    all_scores[:, y0:end, x0:x1] = final.cpu()
         out = {"segmentation_image": segmentation, "segmentation_confidence": confidence}
         if all_scores is not None:
             out["sem_seg"] = all_scores
@@ -280,12 +288,14 @@ class TiledSegmenter:
     @staticmethod
     def _shift(band: torch.Tensor, band_weight: torch.Tensor | None, rows: int) -> None:
         """Move the band down the image by `rows` (<= its height): keep what overlaps, zero the rest."""
-        th = band.shape[1]
+        th, width = band.shape[1:]
         keep = th - rows
         if keep > 0:
-            band[:, :keep] = band[:, rows:].clone()
+            # Source and destination overlap: copy through a temporary, a few columns at a time.
+            for x0, x1 in _column_chunks(width, th):
+                band[:, :keep, x0:x1] = band[:, rows:, x0:x1].clone()
+                if band_weight is not None:
+                    band_weight[:keep, x0:x1] = band_weight[rows:, x0:x1].clone()
         band[:, keep:] = 0
         if band_weight is not None:
-            if keep > 0:
-                band_weight[:keep] = band_weight[rows:].clone()
             band_weight[keep:] = 0

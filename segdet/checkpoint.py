@@ -72,7 +72,10 @@ def to_segdet_state_dict(data: dict[str, Any], path: str = "<weights>") -> dict[
     """The `model` state_dict of a segdet checkpoint, or a torchvision state_dict renamed to
     segdet's parameter names (the instance branch already uses torchvision's names)."""
     if "model" in data and isinstance(data["model"], dict):
-        return data["model"]
+        state = data["model"]
+        if state and all(k.startswith("module.") for k in state):  # saved from a DistributedDataParallel
+            state = {k[len("module."):]: v for k, v in state.items()}
+        return state
     if not data or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise CheckpointError(f"model file {path} is neither a segdet checkpoint nor a state_dict of tensors")
     keys = list(data)
@@ -86,6 +89,17 @@ def to_segdet_state_dict(data: dict[str, Any], path: str = "<weights>") -> dict[
         f"model file {path}: unrecognized parameter names (e.g. {keys[:3]}); expected a segdet checkpoint, "
         "a torchvision ResNet or a torchvision Mask R-CNN state_dict"
     )
+
+
+def last_checkpoint(folder: str) -> str | None:
+    """The model file `<folder>/last_checkpoint` names (what --resume continues from), or None."""
+    tag = os.path.join(folder, "last_checkpoint")
+    if not os.path.isfile(tag):
+        return None
+    with open(tag) as f:
+        name = f.read().strip()
+    path = os.path.join(folder, name)
+    return path if name and os.path.isfile(path) else None
 
 
 def rng_state() -> dict[str, Any]:
@@ -148,6 +162,11 @@ class SegdetCheckpointer(Checkpointer):
         if not os.path.isfile(path):
             raise CheckpointError(f"model file not found: {path}")
         return super().load(path, checkpointables)
+
+    def load_state(self, state: dict[str, Any], path: str = "<weights>") -> Any:
+        """Load a state_dict already read from `path` (`to_segdet_state_dict`) into the model."""
+        self.logger.info("Loading weights from %s", path)
+        return self._load_model({"model": state})
 
     def _load_file(self, f: str) -> dict[str, Any]:
         data = load_checkpoint_file(f)

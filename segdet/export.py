@@ -29,10 +29,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segdet.checkpoint import atomic_write_text, load_checkpoint_file, to_segdet_state_dict
+from segdet.checkpoint import atomic_write_text
 from segdet.data.metadata import Metadata
-from segdet.errors import CheckpointError, ConfigError, DataError, SegdetError
+from segdet.errors import CheckpointError, SegdetError
+from segdet.modeling.load import SEMANTIC_PARTS, load_model
 from segdet.modeling.meta_arch import padded_size
+from segdet.modeling.postprocess import class_scores, ignore_class_mask, segmentation_from_scores
 
 logger = logging.getLogger(__name__)
 
@@ -87,9 +89,11 @@ class SemanticExportModule(nn.Module):
         # Persistent buffers, so that a TorchScript file carries them.
         self.register_buffer("pixel_mean", model.pixel_mean.detach().clone().float().view(1, -1, 1, 1))
         self.register_buffer("pixel_std", model.pixel_std.detach().clone().float().view(1, -1, 1, 1))
-        ignore_mask = torch.zeros(1, self.num_classes, 1, 1, dtype=torch.bool)
-        ignore_mask[0, self.ignore_class_ids] = True
-        self.register_buffer("ignore_mask", ignore_mask)
+        self.register_buffer("ignore_mask", ignore_class_mask(self.num_classes, self.ignore_class_ids))
+        # The class weight correction the model applies (its training class weights and power).
+        offsets = model.class_score_offsets()
+        self.register_buffer("score_offsets", torch.zeros(self.num_classes, 1, 1) if offsets is None
+                             else offsets.detach().clone().cpu())
 
     def forward(self, image: torch.Tensor):
         image = image.to(torch.float32)
@@ -100,14 +104,10 @@ class SemanticExportModule(nn.Module):
         # Zeros after normalization, as the model's pad_and_stack pads the normalized images.
         x = F.pad(x, (0, padded_w - width, 0, padded_h - height))
         logits = self.sem_seg_head(self.backbone(x))[:, :, :height, :width]
-        if self.ignore_class_ids:
-            logits = logits.masked_fill(self.ignore_mask, float("-inf"))
-        scores = F.softmax(logits, dim=1)
+        scores = class_scores(logits, self.ignore_mask, self.score_offsets)
         if not self.with_segmentation:
             return (scores,)
-        # Ignore classes have probability 0 and some other class at least 1/C, so the maximum
-        # is never an ignore class; ties go to the lower class id, as segmentation_from_scores.
-        confidence, segmentation = scores.max(dim=1)
+        segmentation, confidence = segmentation_from_scores(scores, self.ignore_class_ids)
         return scores, segmentation, confidence
 
     @property
@@ -127,79 +127,21 @@ class ExportResult:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _metadata_from_checkpoint(data: dict[str, Any], path: str) -> Optional[Metadata]:
-    raw = data.get("metadata")
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        raise CheckpointError(f"model file {path}: its 'metadata' entry is a {type(raw).__name__}, expected a dict")
-    try:
-        return Metadata.from_dict(raw)
-    except (DataError, TypeError) as e:
-        raise CheckpointError(f"model file {path}: its 'metadata' entry is not valid: {e}") from None
-
-
-def _check_semantic_weights(model: nn.Module, state: dict[str, Any], path: str) -> dict[str, Any]:
-    """The checkpoint must hold every tensor of the semantic path, with the model's shapes:
-    an exported model with randomly initialized parts would be silently wrong."""
-    if state and all(k.startswith("module.") for k in state):  # saved from a DistributedDataParallel
-        state = {k[len("module."):]: v for k, v in state.items()}
-    needed = {k: v for k, v in model.state_dict().items() if k.startswith(("backbone.", "sem_seg_head."))}
-    missing = [k for k in needed if k not in state]
-    if missing:
-        raise CheckpointError(
-            f"model file {path} lacks {len(missing)} of the {len(needed)} tensors of the semantic path "
-            f"(e.g. {missing[:3]}); export needs a trained segdet model"
-        )
-    wrong = [(k, tuple(state[k].shape), tuple(v.shape)) for k, v in needed.items() if state[k].shape != v.shape]
-    if wrong:
-        k, got, want = wrong[0]
-        raise CheckpointError(
-            f"model file {path}: {len(wrong)} tensors do not fit the config's model, e.g. {k} has shape {got}, "
-            f"the model {want}; export with the config the model was trained with"
-        )
-    return state
-
-
 def load_model_for_export(cfg, weights: Optional[str] = None) -> tuple[nn.Module, Metadata]:
-    """Build the config's model on the CPU in eval mode and load a segdet checkpoint into it.
+    """The config's model on the CPU in eval mode with a segdet checkpoint's semantic path loaded
+    (`segdet.modeling.load.load_model`; the instance branch, if any, need not be in the file).
 
     Args:
         cfg: the model's config.
         weights: the checkpoint; default cfg.MODEL.WEIGHTS.
     Returns:
-        (model, metadata): the metadata is the checkpoint's `metadata` entry, else
-        `resolve_metadata(cfg)`; the config's IGNORE_CLASS_IDS, when set, replace its ignore classes.
+        (model, metadata): the classes of the checkpoint (else of the config's datasets), with the
+        config's overrides.
     """
-    from segdet.data.resolve import effective_ignore_ids, resolve_metadata
-    from segdet.modeling import build_model
-
-    path = weights or cfg.MODEL.WEIGHTS
-    if not path:
+    if not (weights or cfg.MODEL.WEIGHTS):
         raise CheckpointError("no model file to export: give a trained checkpoint as MODEL.WEIGHTS (or --weights)")
-    data = load_checkpoint_file(path)
-    metadata = _metadata_from_checkpoint(data, path)
-    if metadata is None:
-        from segdet.data.formats import register_from_config
-
-        register_from_config(cfg)
-        metadata = resolve_metadata(cfg)
-        logger.info("%s has no metadata entry; classes from dataset '%s'", path, metadata.name)
-    else:
-        metadata.ignore_class_ids = effective_ignore_ids(cfg, metadata)
-        metadata.thing_class_ids = [c for c in metadata.thing_class_ids if c not in metadata.ignore_class_ids]
-    cfg = cfg.clone()
-    cfg.defrost()
-    cfg.MODEL.DEVICE = "cpu"
-    cfg.MODEL.WEIGHTS = path
-    cfg.freeze()
-    try:
-        model = build_model(cfg, metadata)
-    except ConfigError as e:
-        raise ConfigError(f"the config does not fit the classes of model file {path}: {e}") from None
-    state = _check_semantic_weights(model, to_segdet_state_dict(data, path), path)
-    model.load_state_dict(state, strict=False)
-    return model.eval(), metadata
+    loaded = load_model(weights, cfg, device="cpu", parts=SEMANTIC_PARTS)
+    return loaded.model, loaded.metadata
 
 
 def _write_atomically(path: str, write: Callable[[str], None]) -> None:

@@ -30,18 +30,32 @@ SIZES = [(2, 64, 96), (1, 30, 70)]
 assert all(s[2:] != TRACE_SHAPE[2:] for s in SIZES)
 
 
-def _make_checkpoint(folder, mask_on: bool, seed: int):
-    """A tiny random model whose class scores vary from pixel to pixel, and whose ignore class
-    would win everywhere if it were not excluded; saved as the trainer does, with its config."""
+# Training class weights of the exported models; with the class weight correction on, they
+# change the predicted class at many pixels (checked in _make_checkpoint).
+CLASS_WEIGHTS = [0.5, 1.0, 6.0, 0.0]
+
+
+def _make_checkpoint(folder, mask_on: bool, seed: int, correction: float):
+    """A tiny random model whose class scores vary from pixel to pixel, whose ignore class
+    would win everywhere if it were not excluded, and whose class weight correction changes
+    its predictions; saved as the trainer does, with its config."""
     torch.manual_seed(seed)
     cfg = tiny_cfg(mask_on=mask_on)
+    cfg.MODEL.SEM_SEG_HEAD.CLASS_WEIGHT_CORRECTION = correction
     model = build_model(cfg, METADATA).eval()
+    model.set_training_class_weights(CLASS_WEIGHTS)
     with torch.no_grad():
         torch.nn.init.normal_(model.sem_seg_head.predictor.weight, std=0.3)
         model.sem_seg_head.predictor.bias[IGNORE] = 20.0
         x = (torch.rand(1, 3, 64, 64) * 255 - model.pixel_mean) / model.pixel_std
         raw_logits = model.sem_seg_head(model.backbone(x))
+        image = _images(1, 64, 64, seed)[0]
+        corrected = model([{"image": image}])[0]["segmentation_image"]
+        model.class_weight_correction = 0.0
+        uncorrected = model([{"image": image}])[0]["segmentation_image"]
+        model.class_weight_correction = correction
     assert (raw_logits.argmax(1) == IGNORE).float().mean() > 0.9
+    assert (corrected != uncorrected).float().mean() > 0.05
     os.makedirs(folder, exist_ok=True)
     SegdetCheckpointer(model, str(folder), extra_data={"metadata": METADATA.to_dict(), "config": cfg.dump()}
                        ).save("model_final")
@@ -53,12 +67,12 @@ def _make_checkpoint(folder, mask_on: bool, seed: int):
 
 @pytest.fixture(scope="module")
 def panoptic(tmp_path_factory):
-    return _make_checkpoint(tmp_path_factory.mktemp("panoptic"), mask_on=True, seed=0)
+    return _make_checkpoint(tmp_path_factory.mktemp("panoptic"), mask_on=True, seed=0, correction=0.75)
 
 
 @pytest.fixture(scope="module")
 def semantic(tmp_path_factory):
-    return _make_checkpoint(tmp_path_factory.mktemp("semantic"), mask_on=False, seed=1)
+    return _make_checkpoint(tmp_path_factory.mktemp("semantic"), mask_on=False, seed=1, correction=1.0)
 
 
 CLI_TEST = "test_cli_exports_panoptic_fpn_semantic_path_to_onnx"
@@ -167,7 +181,7 @@ def test_checkpoint_without_semantic_head_is_an_error(semantic, tmp_path):
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("sem_seg_head.")}
     path = str(tmp_path / "backbone_only.pth")
     atomic_torch_save({"model": state, "metadata": METADATA.to_dict()}, path)
-    with pytest.raises(CheckpointError, match=r"backbone_only\.pth lacks .* semantic path"):
+    with pytest.raises(CheckpointError, match=r"backbone_only\.pth does not fit.* lacks .* semantic path"):
         load_model_for_export(load_config(config_file), path)
 
 

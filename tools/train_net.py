@@ -7,14 +7,13 @@
 """
 import logging
 
-from segdet.checkpoint import SegdetCheckpointer
+from segdet.checkpoint import last_checkpoint
 from segdet.config import load_config
 from segdet.data.formats import register_from_config
-from segdet.data.resolve import resolve_metadata
 from segdet.engine.defaults import default_argument_parser, default_setup
 from segdet.engine.launch import launch
 from segdet.engine.trainer import Trainer, evaluate, output_paths_summary
-from segdet.modeling import build_model
+from segdet.modeling.load import load_model
 from segdet.utils import comm
 from segdet.utils.cli import run_cli
 
@@ -30,10 +29,9 @@ def setup(args):
 def main(args):
     cfg = setup(args)
     if args.eval_only:
-        metadata = resolve_metadata(cfg, cfg.DATASETS.TEST)
-        model = build_model(cfg, metadata)
-        SegdetCheckpointer(model, cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
-        return evaluate(cfg, model, metadata)
+        # --resume: the run's newest checkpoint, as training would continue from it.
+        weights = (last_checkpoint(cfg.OUTPUT_DIR) if args.resume else None) or cfg.MODEL.WEIGHTS
+        return evaluate(cfg, load_model(weights, cfg).model)
 
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=args.resume)

@@ -22,7 +22,6 @@ values that are not classes are a magenta/black checker board.
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import logging
 import os
@@ -45,15 +44,12 @@ def dataset_metadata(dataset: str, config_file: str | None) -> Metadata:
     if not config_file:
         return MetadataCatalog.get(dataset)
     from segdet.config import load_config
+    from segdet.config.experiment import metadata_for_config
     from segdet.data.formats import register_from_config
-    from segdet.data.resolve import effective_ignore_ids
 
     cfg = load_config(config_file)
     register_from_config(cfg)
-    metadata = copy.deepcopy(MetadataCatalog.get(dataset))
-    metadata.ignore_class_ids = effective_ignore_ids(cfg, metadata)
-    metadata.thing_class_ids = [c for c in metadata.thing_class_ids if c not in metadata.ignore_class_ids]
-    return metadata
+    return metadata_for_config(cfg, MetadataCatalog.get(dataset))
 
 
 def _output_file(out_dir: str, image_id: object) -> str:

@@ -28,6 +28,17 @@ class CfgNode(_FvCfgNode):
         _check_and_coerce(loaded, self, "", source=cfg_filename)
         self.merge_from_other_cfg(type(self)(loaded))
 
+    def merge_from_text(self, text: str, source: str) -> None:
+        """Merge a YAML text (a dumped config, e.g. the one a model file carries) without `_BASE_`."""
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{source}: not valid YAML: {e}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{source}: expected a mapping of keys at the top level")
+        _check_and_coerce(loaded, self, "", source=source)
+        self.merge_from_other_cfg(type(self)(loaded))
+
     def merge_from_list(self, cfg_list: list[str]) -> None:
         if len(cfg_list) % 2:
             raise ConfigError(
@@ -103,18 +114,24 @@ def get_cfg() -> CfgNode:
     return _C.clone()
 
 
-def load_config(config_file: str | None = None, opts: Sequence[str] = ()) -> CfgNode:
-    """Defaults, then a YAML file (with `_BASE_`), then `KEY VALUE` overrides; checked and frozen.
+def load_config(config_file: str | None = None, opts: Sequence[str] = (), *, text: str | None = None,
+                source: str = "config text") -> CfgNode:
+    """Defaults, then a YAML file (with `_BASE_`) or a YAML text, then `KEY VALUE` overrides;
+    checked and frozen.
 
     Args:
         config_file: a YAML config, or None for the defaults.
         opts: flat list of overrides, e.g. ["SOLVER.BASE_LR", "0.01"].
+        text: a YAML config as text instead of a file (e.g. the one a model file carries).
+        source: what errors call the text, e.g. "config stored in model file model.pth".
     Returns:
         The frozen config.
     """
     cfg = get_cfg()
     if config_file:
         cfg.merge_from_file(config_file)
+    if text is not None:
+        cfg.merge_from_text(text, source)
     if opts:
         cfg.merge_from_list(list(opts))
     validate_config(cfg)
@@ -123,7 +140,6 @@ def load_config(config_file: str | None = None, opts: Sequence[str] = ()) -> Cfg
 
 
 _CHOICES = {
-    "MODEL.META_ARCHITECTURE": ("PanopticFPN", "SemanticSegmentor"),
     "MODEL.RESNETS.DEPTH": (18, 34, 50, 101, 152),
     "MODEL.RESNETS.NORM": ("BN", "FrozenBN", "GN", "SyncBN"),
     "MODEL.SEM_SEG_HEAD.NORM": ("GN", "BN", ""),

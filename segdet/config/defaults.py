@@ -11,7 +11,8 @@ _C.VERSION = 1
 # Model
 # ---------------------------------------------------------------------------
 _C.MODEL = CN()
-# "PanopticFPN" (instances + semantic head) or "SemanticSegmentor" (semantic only).
+# A class registered in segdet.modeling.META_ARCH_REGISTRY: "PanopticFPN" (instances +
+# semantic head, MASK_ON True) or "SemanticSegmentor" (semantic only, MASK_ON False).
 _C.MODEL.META_ARCHITECTURE = "PanopticFPN"
 # "auto" picks cuda when available, else cpu.
 _C.MODEL.DEVICE = "auto"

@@ -15,6 +15,7 @@ import numpy as np
 import pycocotools.mask as mask_util
 import torch
 
+from segdet.config.experiment import instances_enabled, metadata_for_config
 from segdet.data.class_weights import weight_image
 from segdet.data.label_codec import LabelCodec
 from segdet.data.metadata import Metadata
@@ -32,12 +33,13 @@ _PAD = 255
 class DatasetMapper:
     """Callable turning a dataset dict into a model input dict (see the data contract).
 
-    Output keys: `image` (uint8 3xHxW RGB), `sem_seg` (int64 HxW, ignore-class and
-    padding pixels = `ignore_value`), `weight` (float32 HxW, class weight per
-    pixel, 0 on ignore pixels), `instances` (training with `instances_on` only:
-    `boxes` float32 Nx4 XYXY, `classes` int64 class ids, `masks` uint8 NxHxW), and
-    `height`, `width` (original image size), `file_name`, `image_id`,
-    `sem_seg_file_name`. A dict without `sem_seg_file_name` gives the image keys only.
+    The output is a copy of the dataset dict (every key kept, as detectron2's mapper does),
+    extended with `image` (uint8 3xHxW RGB, after the augmentations) and, in training,
+    `sem_seg` (int64 HxW, ignore-class and padding pixels = `ignore_value`), `weight`
+    (float32 HxW, class weight per pixel, 0 on ignore pixels) and, with `instances_on`,
+    `instances` (`boxes` float32 Nx4 XYXY, `classes` int64 class ids, `masks` uint8 NxHxW;
+    the raw `annotations` are then dropped). `height` and `width` are the original image size.
+    At test time the labels are not read: the evaluators read them, at the original size.
     """
 
     def __init__(
@@ -54,8 +56,8 @@ class DatasetMapper:
     ):
         """
         Args:
-            is_train: training builds instances; at test time they are left to the
-                evaluators, which read the dataset dicts.
+            is_train: training reads the labels and builds `sem_seg`, `weight` and
+                `instances`; at test time they are left to the evaluators.
             augmentations: applied in order to image, labels and masks.
             metadata: classes and label encoding of the dataset.
             ignore_class_ids: classes whose pixels become `ignore_value`.
@@ -105,14 +107,14 @@ class DatasetMapper:
     def from_config(cls, cfg, is_train: bool, metadata: Metadata,
                     class_weights: Optional[Sequence[float]] = None) -> "DatasetMapper":
         """A mapper as the config says (augmentations from INPUT.*, ignore ids, merging)."""
-        from segdet.data.resolve import effective_ignore_ids, instances_enabled
         from segdet.data.transforms.augmentation import build_augmentations
 
+        metadata = metadata_for_config(cfg, metadata)
         return cls(
             is_train=is_train,
             augmentations=build_augmentations(cfg, is_train),
             metadata=metadata,
-            ignore_class_ids=effective_ignore_ids(cfg, metadata),
+            ignore_class_ids=metadata.ignore_class_ids,
             ignore_value=cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
             class_weights=class_weights,
             merge_into_background=cfg.INPUT.MERGE_INTO_BACKGROUND,
@@ -141,7 +143,8 @@ class DatasetMapper:
                 f"image {file_name} is {h}x{w} (HxW) but the dataset says {expected[0]}x{expected[1]}; "
                 "was the file replaced after the dataset was indexed?"
             )
-        sem_path = d.get("sem_seg_file_name")
+        d["height"], d["width"] = h, w
+        sem_path = d.get("sem_seg_file_name") if self.is_train else None
         sem_seg = None
         if sem_path:
             sem_seg = self.codec.read(sem_path)
@@ -153,30 +156,22 @@ class DatasetMapper:
             if self.merge_into_background:
                 sem_seg = self._merge_lut[sem_seg]
         instances = None
-        if sem_path and self.is_train and self.instances_on:
-            instances = self._decode_instances(d.get("annotations") or [], h, w, file_name)
+        if sem_path and self.instances_on:
+            instances = self._decode_instances(d.pop("annotations", None) or [], h, w, file_name)
 
         if rng is None:
             rng = np.random.default_rng()
         image, transforms = apply_augmentations(self.augmentations, image, rng)
-
-        out: dict[str, Any] = {
-            "image": torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
-            "height": h,
-            "width": w,
-            "file_name": file_name,
-            "image_id": d.get("image_id", ""),
-        }
+        d["image"] = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         if sem_seg is None:
-            return out
+            return d
         sem_seg = with_segmentation_fill(transforms, _PAD).apply_segmentation(sem_seg)
         sem_seg = self._sem_lut[np.asarray(sem_seg, dtype=np.uint8)]
-        out["sem_seg"] = torch.from_numpy(sem_seg)
-        out["weight"] = torch.from_numpy(weight_image(sem_seg, self.class_weights, self.ignore_value))
-        out["sem_seg_file_name"] = sem_path
+        d["sem_seg"] = torch.from_numpy(sem_seg)
+        d["weight"] = torch.from_numpy(weight_image(sem_seg, self.class_weights, self.ignore_value))
         if instances is not None:
-            out["instances"] = self._transform_instances(instances, transforms, image.shape[:2])
-        return out
+            d["instances"] = self._transform_instances(instances, transforms, image.shape[:2])
+        return d
 
     def _decode_instances(self, annotations: list[dict], h: int, w: int, file_name: str):
         """(class ids, HxW uint8 masks) of the non-crowd annotations that are kept."""

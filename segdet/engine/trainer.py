@@ -16,7 +16,8 @@ from segdet.data.catalog import get_dataset_dicts
 from segdet.data.class_weights import resolve_class_weights
 from segdet.data.mapper import DatasetMapper
 from segdet.data.metadata import Metadata
-from segdet.data.resolve import instances_enabled, resolve_metadata
+from segdet.config.experiment import instances_enabled
+from segdet.data.resolve import resolve_metadata
 from segdet.engine import hooks
 from segdet.engine.events import make_writers
 from segdet.engine.solver import build_gradient_clipper, build_lr_scheduler, build_optimizer
@@ -33,19 +34,20 @@ def checkpoint_extra_data(cfg, metadata: Metadata) -> dict:
     return {"metadata": metadata.to_dict(), "config": cfg.dump()}
 
 
-def evaluate(cfg, model: nn.Module, metadata: Metadata) -> "OrderedDict[str, dict]":
+def evaluate(cfg, model: nn.Module) -> "OrderedDict[str, dict]":
     """Evaluate the model on each of DATASETS.TEST; print tables, save JSON under OUTPUT_DIR/inference/.
 
     Returns:
         dataset name -> results dict (rank 0; other ranks get empty dicts).
     """
     results: "OrderedDict[str, dict]" = OrderedDict()
-    mapper = DatasetMapper.from_config(cfg, is_train=False, metadata=metadata)
     for name in cfg.DATASETS.TEST:
-        dicts = get_dataset_dicts([name])
-        loader = build_test_loader(mapper, dicts, batch_size=1, num_workers=cfg.DATALOADER.NUM_WORKERS,
+        dataset_metadata = resolve_metadata(cfg, [name])
+        mapper = DatasetMapper.from_config(cfg, is_train=False, metadata=dataset_metadata)
+        loader = build_test_loader(mapper, get_dataset_dicts([name]), batch_size=1,
+                                   num_workers=cfg.DATALOADER.NUM_WORKERS,
                                    skip_bad_samples=cfg.DATALOADER.SKIP_BAD_SAMPLES)
-        results[name] = evaluate_dataset(cfg, model, loader, name)
+        results[name] = evaluate_dataset(cfg, model, loader, dataset_metadata)
     return results
 
 
@@ -118,7 +120,7 @@ class Trainer:
         if cfg.DATASETS.TEST:
             self.eval_hook = hooks.EvalHook(
                 cfg.TEST.EVAL_PERIOD,
-                lambda: flatten_for_single_dataset(evaluate(cfg, self.unwrapped_model, self.metadata)),
+                lambda: flatten_for_single_dataset(evaluate(cfg, self.unwrapped_model)),
             )
             ret.append(self.eval_hook)
             if cfg.SOLVER.BEST_CHECKPOINT_METRIC:

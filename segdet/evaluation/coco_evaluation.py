@@ -15,7 +15,6 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from segdet.data.boxes import to_xyxy
-from segdet.data.catalog import DatasetCatalog, MetadataCatalog
 from segdet.data.metadata import Metadata
 from segdet.errors import DataError
 from segdet.evaluation.evaluator import DatasetEvaluator, to_numpy
@@ -217,70 +216,64 @@ class COCOEvaluator(DatasetEvaluator):
     """COCO AP of predicted instances, for boxes (`bbox`) and masks (`segm`).
 
     Ground truth is the dataset's COCO json (`metadata.json_file`) when it has one;
-    otherwise the dataset dicts' `annotations` converted in memory. Only the images
-    that were processed are evaluated.
+    otherwise the `annotations` of the input dicts (the mapper keeps the dataset dict's
+    keys), converted in memory. Only the images that were processed are evaluated.
     """
 
-    def __init__(self, dataset_name: str, output_dir: Optional[str] = None,
-                 metadata: Optional[Metadata] = None, dataset_dicts: Optional[list[dict]] = None):
+    def __init__(self, metadata: Metadata, output_dir: Optional[str] = None):
         """
         Args:
-            dataset_name: the registered dataset (for its metadata and dicts, if not given).
+            metadata: the dataset's classes (thing classes are the COCO categories) and json file.
             output_dir: where the main process writes `coco_instances_results.json`; None = nowhere.
-            metadata: the dataset's metadata; None = MetadataCatalog.get(dataset_name).
-            dataset_dicts: the dataset's dicts; None = DatasetCatalog.get(dataset_name) when needed.
         """
-        self.dataset_name = dataset_name
+        self.metadata = metadata
+        self.dataset_name = metadata.name
         self.output_dir = output_dir
-        self.metadata = metadata if metadata is not None else MetadataCatalog.get(dataset_name)
         if not self.metadata.thing_class_ids:
-            raise DataError(f"dataset '{dataset_name}' has no thing classes: nothing for COCO evaluation")
-        self._dataset_dicts = dataset_dicts
+            raise DataError(f"dataset '{self.dataset_name}' has no thing classes: nothing for COCO evaluation")
         self.reset()
 
     def reset(self) -> None:
         self._predictions: list[dict] = []
 
+    def _uses_json(self) -> bool:
+        return bool(self.metadata.json_file) and os.path.isfile(self.metadata.json_file)
+
     def process(self, inputs: list[dict], outputs: list[dict]) -> None:
         things = set(self.metadata.thing_class_ids)
         for inp, out in zip(inputs, outputs):
             image_id = str(inp.get("image_id", inp.get("file_name")))
+            name = inp.get("file_name", image_id)
             if "instances" not in out:
-                raise DataError(f"image {inp.get('file_name', image_id)}: the model output has no 'instances' "
-                                "(is MODEL.MASK_ON off?)")
+                raise DataError(f"image {name}: the model output has no 'instances' (is MODEL.MASK_ON off?)")
             results = instances_to_coco_results(out["instances"], image_id)
             bad = sorted({r["category_id"] for r in results} - things)
             if bad:
-                raise DataError(f"image {inp.get('file_name', image_id)}: predicted instance classes {bad} are not "
-                                f"thing class ids {sorted(things)}")
-            self._predictions.append({
+                raise DataError(f"image {name}: predicted instance classes {bad} are not thing class ids "
+                                f"{sorted(things)}")
+            prediction = {
                 "image_id": image_id,
                 "file_name": inp.get("file_name", ""),
                 "coco_image_id": inp.get("coco_image_id"),
                 "has_masks": out["instances"].get("pred_masks") is not None,
                 "results": results,
-            })
-
-    def _dicts(self) -> list[dict]:
-        if self._dataset_dicts is None:
-            self._dataset_dicts = DatasetCatalog.get(self.dataset_name)
-        return self._dataset_dicts
+            }
+            if not self._uses_json():
+                if "height" not in inp or "width" not in inp:
+                    raise DataError(f"image {name}: the input dict has no 'height' and 'width' for the ground truth")
+                prediction["ground_truth"] = {key: inp.get(key) for key in ("file_name", "height", "width")}
+                prediction["ground_truth"].update(image_id=image_id, annotations=inp.get("annotations") or [])
+            self._predictions.append(prediction)
 
     def _ground_truth(self, predictions: list[dict]) -> tuple[COCO, dict[str, int], dict[int, int], bool]:
         """(COCO gt, dataset image_id -> COCO image id, class id -> COCO category id, gt has masks)."""
-        json_file = self.metadata.json_file
-        if json_file and os.path.isfile(json_file):
+        if self._uses_json():
+            json_file = self.metadata.json_file
             with _pycocotools_to_log():
                 coco_gt = COCO(json_file)
             return (coco_gt, self._json_image_ids(coco_gt, predictions, json_file),
                     self._json_category_ids(coco_gt, json_file), _all_have_masks(coco_gt))
-        wanted = {p["image_id"] for p in predictions}
-        dicts = [d for d in self._dicts() if str(d.get("image_id", d["file_name"])) in wanted]
-        missing = wanted - {str(d.get("image_id", d["file_name"])) for d in dicts}
-        if missing:
-            raise DataError(f"dataset '{self.dataset_name}' has no dicts for evaluated image ids "
-                            f"{sorted(missing)[:10]}")
-        coco_dict, id_map = convert_to_coco_dict(dicts, self.metadata)
+        coco_dict, id_map = convert_to_coco_dict([p["ground_truth"] for p in predictions], self.metadata)
         coco_gt = coco_from_dict(coco_dict)
         return coco_gt, id_map, {c: c for c in self.metadata.thing_class_ids}, _all_have_masks(coco_gt)
 
@@ -297,14 +290,9 @@ class COCOEvaluator(DatasetEvaluator):
 
     def _json_image_ids(self, coco_gt: COCO, predictions: list[dict], json_file: str) -> dict[str, int]:
         by_file = {os.path.basename(img["file_name"]): img["id"] for img in coco_gt.dataset.get("images", [])}
-        from_dicts: dict[str, Any] = {}
-        if any(p["coco_image_id"] is None for p in predictions) and self.dataset_name in DatasetCatalog:
-            from_dicts = {str(d.get("image_id", d["file_name"])): d.get("coco_image_id") for d in self._dicts()}
         id_map, unknown = {}, []
         for p in predictions:
             coco_id = p["coco_image_id"]
-            if coco_id is None:
-                coco_id = from_dicts.get(p["image_id"])
             if coco_id is None:
                 coco_id = by_file.get(os.path.basename(p["file_name"]))
             if coco_id is None or coco_id not in coco_gt.imgs:

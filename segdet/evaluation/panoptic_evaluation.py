@@ -26,12 +26,11 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from segdet.data.catalog import DatasetCatalog
-from segdet.data.label_codec import LabelCodec
 from segdet.data.metadata import Metadata
 from segdet.errors import DataError
 from segdet.evaluation.coco_evaluation import segmentation_to_mask
 from segdet.evaluation.evaluator import DatasetEvaluator, to_numpy
+from segdet.evaluation.ground_truth import GroundTruthLabels
 from segdet.utils import comm
 
 logger = logging.getLogger(__name__)
@@ -204,57 +203,33 @@ def pq_from_counts(
 class PanopticEvaluator(DatasetEvaluator):
     """PQ, SQ and RQ of the model's `panoptic_seg` output (results under `panoptic_seg`).
 
-    Memory stays constant: per image only per-category TP/FP/FN/IoU sums are kept.
+    The ground truth of an image comes from its input dict (the mapper keeps the dataset
+    dict's keys): `sem_seg_file_name` and the instance `annotations`. Memory stays constant:
+    per image only per-category TP/FP/FN/IoU sums are kept.
     """
 
-    def __init__(
-        self,
-        dataset_name: str,
-        metadata: Metadata,
-        output_dir: Optional[str] = None,
-        dataset_dicts: Optional[list[dict]] = None,
-        ignore_class_ids: Optional[Iterable[int]] = None,
-    ):
+    def __init__(self, metadata: Metadata, output_dir: Optional[str] = None, *,
+                 labels: Optional[GroundTruthLabels] = None):
         """
         Args:
-            dataset_name: the registered dataset (its dicts hold the instance annotations).
-            metadata: classes, thing ids, ignore ids and label format of the dataset.
-            output_dir: unused (PQ writes no file); kept for the common evaluator signature.
-            dataset_dicts: the dataset's dicts; None = DatasetCatalog.get(dataset_name) when
-                needed, or the input dicts' own `annotations` if the name is not registered.
-            ignore_class_ids: None = the metadata's.
+            metadata: the dataset's classes, thing ids, ignore ids and label format.
+            output_dir: unused (PQ writes no file); the evaluators' common second argument.
+            labels: the ground-truth reader shared with the other evaluators of the run;
+                None = one of its own for the metadata.
         """
-        self.dataset_name = dataset_name
         self.metadata = metadata
+        self.dataset_name = metadata.name
         self.output_dir = output_dir
-        self.ignore_class_ids = sorted(metadata.ignore_class_ids if ignore_class_ids is None
-                                       else set(int(i) for i in ignore_class_ids))
+        self.ignore_class_ids = list(metadata.ignore_class_ids)
         self.thing_class_ids = list(metadata.thing_class_ids)
-        self.stuff_class_ids = [c for c in range(metadata.num_classes)
-                                if c not in set(self.thing_class_ids) | set(self.ignore_class_ids)]
-        self.label_codec = LabelCodec(metadata)
-        self._dataset_dicts = dataset_dicts
-        self._by_id: Optional[dict[str, dict]] = None
+        self.stuff_class_ids = list(metadata.stuff_class_ids)
+        self.labels = labels or GroundTruthLabels(metadata)
         self.reset()
 
     def reset(self) -> None:
         n = self.metadata.num_classes
         self._counts = {"tp": np.zeros(n, dtype=np.int64), "fp": np.zeros(n, dtype=np.int64),
                         "fn": np.zeros(n, dtype=np.int64), "iou": np.zeros(n, dtype=np.float64)}
-
-    def _dataset_dict(self, inp: dict) -> dict:
-        if self._by_id is None:
-            dicts = self._dataset_dicts
-            if dicts is None and self.dataset_name in DatasetCatalog:
-                dicts = DatasetCatalog.get(self.dataset_name)
-            self._by_id = {str(d.get("image_id", d["file_name"])): d for d in dicts or []}
-        key = str(inp.get("image_id", inp.get("file_name")))
-        if key in self._by_id:
-            return self._by_id[key]
-        if "annotations" in inp:
-            return inp
-        raise DataError(f"image {inp.get('file_name', key)}: not in dataset '{self.dataset_name}' and the input "
-                        "dict has no 'annotations' for the panoptic ground truth")
 
     def _prediction(self, output: dict, where: str) -> tuple[np.ndarray, dict[int, dict]]:
         if "panoptic_seg" not in output:
@@ -276,15 +251,17 @@ class PanopticEvaluator(DatasetEvaluator):
 
     def process(self, inputs: list[dict], outputs: list[dict]) -> None:
         for inp, out in zip(inputs, outputs):
-            d = self._dataset_dict(inp)
-            where = f"image {d.get('file_name', inp.get('image_id'))}"
-            sem = self.label_codec.read(d["sem_seg_file_name"])
-            gt_seg, gt_segments = panoptic_ground_truth(sem, d.get("annotations", []), self.thing_class_ids,
+            where = f"image {inp.get('file_name', inp.get('image_id'))}"
+            gt_file = inp.get("sem_seg_file_name")
+            if not gt_file:
+                raise DataError(f"{where}: the input dict has no 'sem_seg_file_name' for the panoptic ground truth")
+            sem = self.labels.read(gt_file)
+            gt_seg, gt_segments = panoptic_ground_truth(sem, inp.get("annotations") or [], self.thing_class_ids,
                                                         self.ignore_class_ids, where)
             pred_seg, pred_segments = self._prediction(out, where)
             if pred_seg.shape != gt_seg.shape:
                 raise DataError(f"{where}: panoptic_seg has size {pred_seg.shape} but the ground truth "
-                                f"{d['sem_seg_file_name']} has size {gt_seg.shape}")
+                                f"{gt_file} has size {gt_seg.shape}")
             counts = pq_image_counts(gt_seg, gt_segments, pred_seg, pred_segments, self.metadata.num_classes)
             for key, value in counts.items():
                 self._counts[key] += value

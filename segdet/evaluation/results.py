@@ -10,8 +10,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 from tabulate import tabulate
 
-from segdet.data.catalog import MetadataCatalog
-from segdet.data.resolve import effective_ignore_ids, instances_enabled
+from segdet.config.experiment import instances_enabled, panoptic_enabled
+from segdet.data.metadata import Metadata
 from segdet.evaluation.evaluator import DatasetEvaluator, DatasetEvaluators, inference_on_dataset
 from segdet.utils import comm
 
@@ -25,36 +25,38 @@ def inference_dir(output_dir: str, dataset_name: str) -> str:
     return os.path.join(output_dir, "inference", dataset_name)
 
 
-def build_evaluator(cfg, dataset_name: str, output_dir: str) -> DatasetEvaluators:
+def build_evaluator(cfg, metadata: Metadata, output_dir: str) -> DatasetEvaluators:
     """The evaluators a dataset and model call for.
 
-    Semantic segmentation always; COCO (bbox, segm) and panoptic quality as well when
-    the model predicts instance masks (`MODEL.MASK_ON` and a PanopticFPN) and the
-    dataset has thing classes.
+    Semantic segmentation always; COCO (bbox, segm) as well when the model predicts
+    instance masks (MODEL.MASK_ON) and the dataset has thing classes, and panoptic quality
+    when the model also fuses them (MODEL.PANOPTIC_FPN.COMBINE.ENABLED). They share one
+    ground-truth reader, so each label file is decoded once.
 
     Args:
         cfg: the config (MODEL.*, TEST.PER_IMAGE_METRICS, TEST.BOUNDARY_IOU_WIDTH).
-        dataset_name: a registered dataset.
+        metadata: the dataset's metadata with the config's overrides (`resolve_metadata`).
         output_dir: the run's output folder (cfg.OUTPUT_DIR); files go to
-            `<output_dir>/inference/<dataset_name>/`.
+            `<output_dir>/inference/<dataset name>/`.
     """
     # Imported here: the evaluators use this module's JSON writer.
     from segdet.evaluation.coco_evaluation import COCOEvaluator
+    from segdet.evaluation.ground_truth import GroundTruthLabels
     from segdet.evaluation.panoptic_evaluation import PanopticEvaluator
     from segdet.evaluation.sem_seg_evaluation import SemSegEvaluator
 
-    folder = inference_dir(output_dir, dataset_name)
-    metadata = MetadataCatalog.get(dataset_name)
-    evaluators: list[DatasetEvaluator] = [SemSegEvaluator.from_config(cfg, dataset_name, folder)]
+    folder = inference_dir(output_dir, metadata.name)
+    labels = GroundTruthLabels(metadata)
+    evaluators: list[DatasetEvaluator] = [SemSegEvaluator.from_config(cfg, metadata, folder, labels)]
     if instances_enabled(cfg) and metadata.thing_class_ids:
-        evaluators.append(COCOEvaluator(dataset_name, folder, metadata))
-        evaluators.append(PanopticEvaluator(dataset_name, metadata, folder,
-                                            ignore_class_ids=effective_ignore_ids(cfg, metadata)))
+        evaluators.append(COCOEvaluator(metadata, folder))
+        if panoptic_enabled(cfg):
+            evaluators.append(PanopticEvaluator(metadata, folder, labels=labels))
     return DatasetEvaluators(evaluators)
 
 
-def evaluate_dataset(cfg, model, data_loader, dataset_name: str, output_dir: Optional[str] = None) -> dict:
-    """Evaluate a model on one registered dataset: run it, print the tables, save the JSON.
+def evaluate_dataset(cfg, model, data_loader, metadata: Metadata, output_dir: Optional[str] = None) -> dict:
+    """Evaluate a model on one dataset: run it, print the tables, save the JSON.
 
     What `tools/train_net.py --eval-only` and the periodic evaluation during training call.
 
@@ -62,17 +64,16 @@ def evaluate_dataset(cfg, model, data_loader, dataset_name: str, output_dir: Opt
         cfg: the config.
         model: the model (its train/eval mode is restored afterwards).
         data_loader: the dataset's test loader (lists of model input dicts).
-        dataset_name: the registered dataset the loader reads.
+        metadata: the dataset's metadata with the config's overrides (`resolve_metadata`).
         output_dir: the run's output folder; None = cfg.OUTPUT_DIR.
     Returns:
         The results ({} on processes other than the main one).
     """
     output_dir = output_dir or cfg.OUTPUT_DIR
-    results = inference_on_dataset(model, data_loader, build_evaluator(cfg, dataset_name, output_dir))
+    results = inference_on_dataset(model, data_loader, build_evaluator(cfg, metadata, output_dir))
     if results and comm.is_main_process():
-        metadata = MetadataCatalog.get(dataset_name)
-        print_results(results, dataset_name, metadata.class_names, effective_ignore_ids(cfg, metadata))
-        save_results(results, output_dir, dataset_name)
+        print_results(results, metadata.name, metadata.class_names, metadata.ignore_class_ids)
+        save_results(results, output_dir, metadata.name)
     return results
 
 

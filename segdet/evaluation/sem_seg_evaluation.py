@@ -11,12 +11,11 @@ from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 
-from segdet.data.catalog import MetadataCatalog
 from segdet.data.label_codec import LabelCodec
 from segdet.data.metadata import Metadata
 from segdet.errors import ConfigError, DataError
 from segdet.evaluation.evaluator import DatasetEvaluator, to_numpy
-from segdet.data.resolve import effective_ignore_ids
+from segdet.evaluation.ground_truth import GroundTruthLabels
 from segdet.evaluation.results import write_json
 from segdet.evaluation.sem_seg_measures import (
     boundary_counts,
@@ -64,64 +63,44 @@ class SemSegEvaluator(DatasetEvaluator):
 
     def __init__(
         self,
-        class_names: Sequence[str],
-        ignore_class_ids: Iterable[int],
+        metadata: Metadata,
         output_dir: Optional[str] = None,
-        dataset_name: str = "",
-        label_codec: Optional[LabelCodec] = None,
+        *,
+        labels: Optional[GroundTruthLabels] = None,
         per_image: bool = False,
         boundary_width: int = 0,
     ):
         """
         Args:
-            class_names: name of every class id, ignore classes included.
-            ignore_class_ids: classes whose ground-truth pixels take no part in the measures.
+            metadata: the dataset's classes, ignore classes (their ground-truth pixels take
+                no part in the measures) and label format.
             output_dir: where the main process writes the confusion-matrix picture and,
                 with `per_image`, `sem_seg_per_image.json`; None = write nothing.
-            dataset_name: used in log lines.
-            label_codec: decodes the ground-truth files; None = gray files, value = class id.
+            labels: the ground-truth reader shared with the other evaluators of the run;
+                None = one of its own for the metadata.
             per_image: also rank images by their own pixel accuracy and mean IoU.
             boundary_width: band width (px) of boundary IoU; 0 = not computed.
         """
-        self.class_names = [str(n) for n in class_names]
-        self.num_classes = len(self.class_names)
-        self.ignore_class_ids = sorted(set(int(i) for i in ignore_class_ids))
-        bad = [i for i in self.ignore_class_ids if not 0 <= i < self.num_classes]
-        if bad:
-            raise ConfigError(f"ignore class ids {bad} are not class ids 0..{self.num_classes - 1}")
         if boundary_width < 0:
             raise ConfigError(f"boundary IoU width must be >= 0 px, got {boundary_width}")
+        self.metadata = metadata
+        self.class_names = list(metadata.class_names)
+        self.num_classes = metadata.num_classes
+        self.ignore_class_ids = list(metadata.ignore_class_ids)
         self.output_dir = output_dir
-        self.dataset_name = dataset_name
-        if label_codec is None:
-            label_codec = LabelCodec(Metadata(self.class_names, ignore_class_ids=self.ignore_class_ids))
-        if label_codec.metadata.num_classes != self.num_classes:
-            raise ConfigError(f"the label codec decodes {label_codec.metadata.num_classes} classes, "
-                              f"but {self.num_classes} class names were given")
-        self.label_codec = label_codec
+        self.dataset_name = metadata.name
+        self.labels = labels or GroundTruthLabels(metadata)
         self.per_image = per_image
         self.boundary_width = int(boundary_width)
         self.per_image_results: list[dict] = []
         self.reset()
 
     @classmethod
-    def from_config(cls, cfg, dataset_name: str, output_dir: Optional[str] = None) -> "SemSegEvaluator":
-        """An evaluator for a registered dataset; ignore ids as the config or the metadata say."""
-        metadata = MetadataCatalog.get(dataset_name)
-        if cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES != metadata.num_classes:
-            raise ConfigError(
-                f"MODEL.SEM_SEG_HEAD.NUM_CLASSES = {cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES} but dataset "
-                f"'{dataset_name}' has {metadata.num_classes} classes"
-            )
-        return cls(
-            metadata.class_names,
-            effective_ignore_ids(cfg, metadata),
-            output_dir=output_dir,
-            dataset_name=dataset_name,
-            label_codec=LabelCodec(metadata),
-            per_image=bool(cfg.TEST.PER_IMAGE_METRICS),
-            boundary_width=int(cfg.TEST.BOUNDARY_IOU_WIDTH),
-        )
+    def from_config(cls, cfg, metadata: Metadata, output_dir: Optional[str] = None,
+                    labels: Optional[GroundTruthLabels] = None) -> "SemSegEvaluator":
+        """An evaluator with TEST.PER_IMAGE_METRICS and TEST.BOUNDARY_IOU_WIDTH."""
+        return cls(metadata, output_dir, labels=labels, per_image=bool(cfg.TEST.PER_IMAGE_METRICS),
+                   boundary_width=int(cfg.TEST.BOUNDARY_IOU_WIDTH))
 
     def reset(self) -> None:
         n = self.num_classes
@@ -136,7 +115,7 @@ class SemSegEvaluator(DatasetEvaluator):
             name = inp.get("file_name", inp.get("image_id", "?"))
             if not gt_file:
                 raise DataError(f"image {name}: the input dict has no 'sem_seg_file_name' to evaluate against")
-            gt = self.label_codec.read(gt_file)
+            gt = self.labels.read(gt_file)
             pred = _class_ids(out["segmentation_image"], f"image {name}: segmentation_image")
             if pred.shape != gt.shape:
                 raise DataError(
@@ -281,8 +260,7 @@ def evaluate_prediction_folders(
         raise DataError("\n".join(problems))
 
     codec = LabelCodec(metadata)
-    evaluator = SemSegEvaluator(metadata.class_names, metadata.ignore_class_ids, label_codec=codec,
-                                per_image=per_image, boundary_width=boundary_width)
+    evaluator = SemSegEvaluator(metadata, per_image=per_image, boundary_width=boundary_width)
     ignore = set(metadata.ignore_class_ids)
     progress = Progress(len(gts), "Evaluating predictions", logger=logger)
     for stem in sorted(gts):

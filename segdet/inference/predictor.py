@@ -6,7 +6,8 @@
 
 A segdet checkpoint carries the classes (`metadata`) and the training config (`config`):
 input size, normalization, class names, colors, ignore ids and label format. So a model
-file alone is enough (`from_checkpoint`), or a config plus weights (`Predictor(cfg)`).
+file alone is enough (`from_checkpoint`), or a config plus weights (`Predictor(cfg)`); both
+load it through `segdet.modeling.load.load_model`.
 
 Large images: with TEST.TILE_SIZE > 0 (or `tile_size=`), an image larger than one tile is
 segmented tile by tile (see `segdet.inference.tiling`). Instances (and the panoptic
@@ -15,22 +16,18 @@ keys only. An image that fits in one tile is processed whole, instances included
 """
 from __future__ import annotations
 
-import copy
 import logging
 import os
-import tempfile
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from segdet.checkpoint import SegdetCheckpointer, load_checkpoint_file, to_segdet_state_dict
-from segdet.data.metadata import Metadata
-from segdet.data.resolve import effective_ignore_ids, instances_enabled
+from segdet.config.experiment import instances_enabled
 from segdet.data.transforms.augmentation import apply_augmentations, build_augmentations
-from segdet.errors import CheckpointError, ConfigError, DataError
+from segdet.errors import ConfigError, DataError
 from segdet.inference.tiling import TiledSegmenter
-from segdet.modeling import build_model
+from segdet.modeling.load import load_model
 
 logger = logging.getLogger(__name__)
 
@@ -62,105 +59,27 @@ def _to_cpu(value: Any) -> Any:
     return value
 
 
-def config_from_checkpoint_text(text: str, opts: Sequence[str], path: str):
-    """The frozen config stored in a checkpoint, with overrides; errors name the checkpoint."""
-    from segdet.config import load_config
-
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        f.write(text)
-        tmp = f.name
-    try:
-        return load_config(tmp, list(opts))
-    except ConfigError as e:
-        raise ConfigError(f"config stored in model file {path}: {str(e).replace(tmp, 'stored config')}") from None
-    finally:
-        os.remove(tmp)
-
-
-def config_from_checkpoint(path: str, opts: Sequence[str] = ()):
-    """The config a segdet checkpoint was trained with, MODEL.DEVICE "auto", then `opts`."""
-    checkpoint = load_checkpoint_file(path)
-    text = checkpoint.get("config")
-    del checkpoint
-    if not isinstance(text, str) or not text.strip():
-        raise CheckpointError(
-            f"model file {path} holds no config (it was not written by segdet's trainer); use "
-            "Predictor(cfg, weights) or tools/predict.py --config-file with the config it was trained with"
-        )
-    return config_from_checkpoint_text(text, ["MODEL.DEVICE", "auto", *opts], path)
-
-
-def inference_metadata(cfg, checkpoint: dict, path: str) -> Metadata:
-    """The classes of a model: from its checkpoint, else from the config's datasets."""
-    stored = checkpoint.get("metadata")
-    if isinstance(stored, dict):
-        try:
-            metadata = Metadata.from_dict(stored)
-        except (DataError, TypeError) as e:
-            raise CheckpointError(f"model file {path}: its class metadata is invalid: {e}") from None
-        if cfg.MODEL.SEM_SEG_HEAD.IGNORE_CLASS_IDS is not None:
-            metadata = copy.deepcopy(metadata)
-            metadata.ignore_class_ids = effective_ignore_ids(cfg, metadata)
-            metadata.thing_class_ids = [c for c in metadata.thing_class_ids if c not in metadata.ignore_class_ids]
-        return metadata
-    names = list(cfg.DATASETS.TEST or cfg.DATASETS.TRAIN)
-    if not names:
-        raise CheckpointError(
-            f"model file {path} holds no class metadata (it was not written by segdet's trainer) and the config "
-            "names no dataset to take the classes from: set DATASETS.TEST to the dataset the model was trained on"
-        )
-    from segdet.data.formats import register_from_config
-    from segdet.data.resolve import resolve_metadata
-
-    register_from_config(cfg)
-    logger.info("Model file %s has no class metadata; using dataset '%s'", path, names[0])
-    return resolve_metadata(cfg, names)
-
-
-def check_weights_fit(model: torch.nn.Module, checkpoint: dict, path: str) -> None:
-    """Inference with randomly initialized layers gives plausible-looking garbage: refuse it."""
-    state = to_segdet_state_dict(checkpoint, path)
-    bad = [k for k, v in model.state_dict().items()
-           if k not in state or tuple(getattr(state[k], "shape", ())) != tuple(v.shape)]
-    if bad:
-        raise CheckpointError(
-            f"model file {path} does not fit the configured model: {len(bad)} of its "
-            f"{len(model.state_dict())} tensors are missing or of another shape (e.g. {bad[:3]}); "
-            "use the config the model was trained with, or Predictor.from_checkpoint"
-        )
-
-
 class Predictor:
     """A model ready for inference on image arrays (eval mode, no gradients)."""
 
-    def __init__(self, cfg, weights: str | None = None):
+    def __init__(self, cfg=None, weights: str | None = None, opts: Sequence[str] = ()):
         """
         Args:
-            cfg: the model's config (MODEL.*, INPUT.MIN/MAX_SIZE_TEST, TEST.TILE_*), or the path
-                of a segdet checkpoint (as `from_checkpoint(path)`).
+            cfg: the model's config (MODEL.*, INPUT.MIN/MAX_SIZE_TEST, TEST.TILE_*); None, or the
+                path of a segdet checkpoint, for the config stored in the model file.
             weights: model file; default cfg.MODEL.WEIGHTS.
+            opts: config overrides (KEY VALUE ...) of the stored config.
         Raises:
             CheckpointError when there is no model file, it is unreadable or does not fit the
             config; ConfigError for a bad config.
         """
         if isinstance(cfg, (str, os.PathLike)):
-            weights = weights or os.fspath(cfg)
-            cfg = config_from_checkpoint(os.fspath(cfg))
-        path = weights or cfg.MODEL.WEIGHTS
-        if not path:
-            raise CheckpointError("Predictor: no model file given; set MODEL.WEIGHTS or pass weights=")
-        checkpoint = load_checkpoint_file(path)
-        self.cfg = cfg.clone()
-        self.cfg.defrost()
-        self.cfg.MODEL.WEIGHTS = path
-        self.cfg.freeze()
-        self.metadata = inference_metadata(self.cfg, checkpoint, path)
-        self.model = build_model(self.cfg, self.metadata)
-        check_weights_fit(self.model, checkpoint, path)
-        del checkpoint
-        SegdetCheckpointer(self.model).load(path)
-        self.model.eval()
-        self.weights = path
+            cfg, weights = None, weights or os.fspath(cfg)
+        loaded = load_model(weights, cfg, opts)
+        self.model = loaded.model
+        self.metadata = loaded.metadata
+        self.cfg = loaded.cfg
+        self.weights = loaded.weights
         self.augmentations = build_augmentations(self.cfg, is_train=False)
         self.instances_on = instances_enabled(self.cfg)
         self.tile_batch_size = 4
@@ -175,7 +94,7 @@ class Predictor:
             opts: config overrides, e.g. ["MODEL.DEVICE", "cpu", "TEST.TILE_SIZE", "512"].
                 MODEL.DEVICE defaults to "auto" (the device the model was trained on may be absent).
         """
-        return cls(config_from_checkpoint(path, opts), weights=path)
+        return cls(None, path, opts)
 
     @property
     def device(self) -> torch.device:

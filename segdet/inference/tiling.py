@@ -3,8 +3,9 @@
 The image is cut into overlapping tiles of `tile_size` network-input pixels (default
 overlap 50%, as DeepDIVA does at test time). The last tile of a row or column is shifted
 back inside the image so that it ends at the border: every tile is full-size image
-content, never zero padding. Each tile's class scores come from the model's semantic path
-(logits -> softmax, ignore classes at 0) and are merged:
+content, never zero padding. Each tile's class scores come from the model's own semantic path
+(`semantic_scores`: logits -> class weight correction -> softmax, ignore classes at 0), the
+same as whole-image inference, and are merged:
 
 - "max": the elementwise maximum over the tiles that cover a pixel (DeepDIVA's "keep the
   maximum activation");
@@ -38,7 +39,7 @@ from fvcore.transforms.transform import ScaleTransform
 
 from segdet.data.transforms.augmentation import ResizeShortestEdge
 from segdet.errors import ConfigError, DataError
-from segdet.modeling.postprocess import scores_from_logits, segmentation_from_scores, sem_seg_postprocess
+from segdet.modeling.postprocess import segmentation_from_scores
 from segdet.utils.progress import Progress
 
 logger = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ class TiledSegmenter:
         """
         Args:
             model: a SemanticSegmentor or PanopticFPN in eval mode (only its semantic path
-                is used: `preprocess_image`, `backbone`, `sem_seg_head`, `ignore_class_ids`).
+                is used: `preprocess_image`, `semantic_logits`, `semantic_scores`, `ignore_class_ids`).
             tile_size: tile side in network-input pixels (after the test-time resize).
             overlap: fraction of a tile shared with its neighbour, in [0, 1).
             merge: "max" or "mean".
@@ -196,9 +197,8 @@ class TiledSegmenter:
                 tile = ScaleTransform(th, tw, network_size[0], network_size[1], interp="bilinear").apply_image(tile)
             inputs.append({"image": torch.from_numpy(np.ascontiguousarray(tile.transpose(2, 0, 1)))})
         images = self.model.preprocess_image(inputs)
-        logits = self.model.sem_seg_head(self.model.backbone(images.tensors))
-        ignore = self.model.ignore_class_ids
-        return torch.stack([scores_from_logits(sem_seg_postprocess(logits[i], size, th, tw), ignore)
+        logits = self.model.semantic_logits(images.tensors)
+        return torch.stack([self.model.semantic_scores(logits[i], size, th, tw)
                             for i, size in enumerate(images.image_sizes)])
 
     @torch.no_grad()

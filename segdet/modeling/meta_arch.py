@@ -12,15 +12,18 @@ from torchvision.models.detection.image_list import ImageList
 
 from segdet.modeling.losses import SemanticLoss
 from segdet.modeling.postprocess import (
+    class_score_offsets,
+    class_scores,
     combine_semantic_and_instances,
     detector_postprocess,
-    scores_from_logits,
+    ignore_class_mask,
     segmentation_from_scores,
     sem_seg_postprocess,
 )
 
 META_ARCH_REGISTRY = Registry("META_ARCH")
-META_ARCH_REGISTRY.__doc__ = "Meta-architectures: classes with from_config(cfg, metadata)."
+META_ARCH_REGISTRY.__doc__ = """Meta-architectures, built by name from MODEL.META_ARCHITECTURE: classes with
+`from_config(cfg, metadata)` and `has_instances` (whether MODEL.MASK_ON must be True)."""
 
 
 def padded_size(size, divisibility: int):
@@ -51,10 +54,11 @@ def pad_and_stack(tensors: list[torch.Tensor], size_divisibility: int, pad_value
 class SemanticSegmentor(nn.Module):
     """Backbone + semantic head. Outputs `sem_seg`, `segmentation_image`, `segmentation_confidence`."""
 
+    has_instances = False
+
     def __init__(self, backbone: nn.Module, sem_seg_head: nn.Module, sem_seg_loss: SemanticLoss,
-                 pixel_mean: list[float], pixel_std: list[float], ignore_class_ids: list[int],
-                 sem_seg_loss_weight: float = 1.0, num_classes: int | None = None,
-                 class_weight_correction: float = 0.0):
+                 pixel_mean: list[float], pixel_std: list[float], num_classes: int, ignore_class_ids: list[int],
+                 sem_seg_loss_weight: float = 1.0, class_weight_correction: float = 0.0):
         super().__init__()
         self.backbone = backbone
         self.sem_seg_head = sem_seg_head
@@ -68,7 +72,8 @@ class SemanticSegmentor(nn.Module):
         # The class weights the model was trained with (saved with it; set by the trainer), for
         # `class_weight_correction` at inference.
         self.class_weight_correction = float(class_weight_correction)
-        self.register_buffer("training_class_weights", torch.ones(num_classes or 0))
+        self.register_buffer("training_class_weights", torch.ones(num_classes))
+        self.register_buffer("ignore_mask", ignore_class_mask(num_classes, self.ignore_class_ids), persistent=False)
 
     @staticmethod
     def semantic_kwargs(cfg, metadata, backbone: nn.Module) -> dict:
@@ -81,9 +86,9 @@ class SemanticSegmentor(nn.Module):
             sem_seg_loss=SemanticLoss.from_config(cfg, metadata.ignore_class_ids),
             pixel_mean=list(cfg.MODEL.PIXEL_MEAN),
             pixel_std=list(cfg.MODEL.PIXEL_STD),
+            num_classes=cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
             ignore_class_ids=metadata.ignore_class_ids,
             sem_seg_loss_weight=cfg.MODEL.SEM_SEG_HEAD.LOSS_WEIGHT,
-            num_classes=cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
             class_weight_correction=cfg.MODEL.SEM_SEG_HEAD.CLASS_WEIGHT_CORRECTION,
         )
 
@@ -119,19 +124,25 @@ class SemanticSegmentor(nn.Module):
             raise ValueError(f"{len(weights)} class weights for a model with {len(self.training_class_weights)} classes")
         self.training_class_weights.copy_(weights)
 
-    def corrected_logits(self, logits: torch.Tensor) -> torch.Tensor:
-        """(C, H, W) logits minus correction x log(training class weight): scores divided by the
-        weight to that power. Classes of weight 0 (ignore classes) are left alone."""
-        if self.class_weight_correction == 0.0:
-            return logits
-        weights = self.training_class_weights
-        log_weights = torch.where(weights > 0, torch.log(weights.clamp(min=1e-12)), torch.zeros_like(weights))
-        return logits - self.class_weight_correction * log_weights.to(logits.dtype)[:, None, None]
+    def class_score_offsets(self) -> torch.Tensor | None:
+        """The logit offsets of MODEL.SEM_SEG_HEAD.CLASS_WEIGHT_CORRECTION (see `postprocess.class_scores`)."""
+        return class_score_offsets(self.training_class_weights, self.class_weight_correction)
+
+    def semantic_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) class logits of a normalized, padded (N, 3, H, W) batch."""
+        return self.sem_seg_head(self.backbone(images))
+
+    def semantic_scores(self, logits: torch.Tensor, image_size: tuple[int, int], height: int,
+                        width: int) -> torch.Tensor:
+        """(C, height, width) class probabilities of one image from its padded (C, Hpad, Wpad) logits:
+        the padding cropped off, resized, class weight correction applied, ignore classes at 0.
+        What whole-image and tiled inference both use."""
+        logits = sem_seg_postprocess(logits, image_size, height, width)
+        return class_scores(logits, self.ignore_mask, self.class_score_offsets())
 
     def semantic_result(self, logits: torch.Tensor, image_size: tuple[int, int], height: int, width: int) -> dict:
         """The semantic part of an output dict, at (height, width)."""
-        logits = self.corrected_logits(sem_seg_postprocess(logits, image_size, height, width))
-        scores = scores_from_logits(logits, self.ignore_class_ids)
+        scores = self.semantic_scores(logits, image_size, height, width)
         segmentation, confidence = segmentation_from_scores(scores, self.ignore_class_ids)
         return {"sem_seg": scores, "segmentation_image": segmentation, "segmentation_confidence": confidence}
 
@@ -141,8 +152,7 @@ class SemanticSegmentor(nn.Module):
 
     def forward(self, batched_inputs: list[dict]):
         images = self.preprocess_image(batched_inputs)
-        features = self.backbone(images.tensors)
-        logits = self.sem_seg_head(features)
+        logits = self.semantic_logits(images.tensors)
         if self.training:
             return self.semantic_loss(logits, batched_inputs)
         return [
@@ -157,6 +167,8 @@ class PanopticFPN(SemanticSegmentor):
 
     Outputs additionally `instances` and, with fusion enabled, `panoptic_seg`.
     """
+
+    has_instances = True
 
     def __init__(self, *, rpn: nn.Module, roi_heads: nn.Module, thing_class_ids: list[int],
                  stuff_class_ids: list[int], instance_loss_weight: float = 1.0, combine_on: bool = True,

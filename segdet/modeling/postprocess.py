@@ -17,27 +17,55 @@ def sem_seg_postprocess(logits: torch.Tensor, image_size: tuple[int, int], outpu
     return logits
 
 
-def scores_from_logits(logits: torch.Tensor, ignore_class_ids: list[int]) -> torch.Tensor:
-    """Class probabilities (C, H, W); ignore classes get probability 0."""
-    if ignore_class_ids:
-        logits = logits.clone()
-        logits[list(ignore_class_ids)] = float("-inf")
-    return F.softmax(logits, dim=0)
+def class_score_offsets(class_weights: torch.Tensor, correction: float) -> torch.Tensor | None:
+    """(C, 1, 1) logit offsets of the class weight correction: correction x log(training class
+    weight), so that subtracting them divides each class's score by its weight to that power.
+    Classes of weight 0 (ignore classes) get 0. None when there is nothing to correct."""
+    if correction == 0.0 or class_weights.numel() == 0:
+        return None
+    log_weights = torch.where(class_weights > 0, torch.log(class_weights.clamp(min=1e-12)),
+                              torch.zeros_like(class_weights))
+    return (correction * log_weights).to(torch.float32).view(-1, 1, 1)
+
+
+def ignore_class_mask(num_classes: int, ignore_class_ids: list[int]) -> torch.Tensor:
+    """(C, 1, 1) bool, True for the ignore classes."""
+    mask = torch.zeros(num_classes, 1, 1, dtype=torch.bool)
+    mask[list(ignore_class_ids)] = True
+    return mask
+
+
+def class_scores(logits: torch.Tensor, ignore_mask: torch.Tensor | None = None,
+                 offsets: torch.Tensor | None = None) -> torch.Tensor:
+    """Class probabilities over dim -3 of (..., C, H, W) logits: the class weight correction's
+    offsets subtracted, ignore classes at probability 0.
+
+    The one place where logits become scores: the model's forward, tiled inference and the
+    exported models all call it, so they agree.
+    """
+    if offsets is not None:
+        logits = logits - offsets.to(logits.dtype)
+    if ignore_mask is not None:
+        logits = logits.masked_fill(ignore_mask, float("-inf"))
+    return F.softmax(logits, dim=-3)
 
 
 def segmentation_from_scores(scores: torch.Tensor, ignore_class_ids: list[int] = ()) -> tuple[torch.Tensor, torch.Tensor]:
-    """segmentation_image (H, W int64) and segmentation_confidence (H, W float32) from (C, H, W) scores.
+    """segmentation_image (..., H, W int64) and segmentation_confidence (..., H, W float32) from
+    (..., C, H, W) scores.
 
     A running maximum over the channels: each step reads one contiguous HxW plane, which
     is several times faster on a CPU than `argmax(dim=0)` (strided over channels).
     Ignore classes are skipped, so they are never chosen; ties keep the lower class id.
     """
-    candidates = [c for c in range(scores.shape[0]) if c not in set(ignore_class_ids)]
-    best = scores[candidates[0]].clone()
+    skip = set(ignore_class_ids)
+    candidates = [c for c in range(scores.shape[-3]) if c not in skip]
+    best = scores.select(-3, candidates[0]).clone()
     labels = torch.full(best.shape, candidates[0], dtype=torch.int64, device=scores.device)
     for c in candidates[1:]:
-        better = scores[c] > best
-        best = torch.where(better, scores[c], best)
+        plane = scores.select(-3, c)
+        better = plane > best
+        best = torch.where(better, plane, best)
         labels.masked_fill_(better, c)
     return labels, best.to(torch.float32)
 
@@ -73,8 +101,9 @@ def detector_postprocess(detections: dict[str, torch.Tensor], image_size: tuple[
 def combine_semantic_and_instances(instances: dict, segmentation_image: torch.Tensor, overlap_threshold: float,
                                    stuff_area_threshold: int, instances_score_threshold: float,
                                    stuff_class_ids: list[int]) -> tuple[torch.Tensor, list[dict]]:
-    """Panoptic FPN's fusion: instances first, by decreasing score, each keeping only the pixels
-    not taken yet (dropped if less than `overlap_threshold` of it is left); then each stuff
+    """Panoptic FPN's fusion (detectron2's `combine_semantic_and_instance_outputs`): instances
+    first, by decreasing score, each keeping only the pixels not taken yet, and dropped when
+    more than `overlap_threshold` of its pixels are already taken (or all are); then each stuff
     class of the semantic result fills free pixels if it covers at least `stuff_area_threshold`.
 
     Returns:
@@ -96,7 +125,8 @@ def combine_semantic_and_instances(instances: dict, segmentation_image: torch.Te
                 continue
             free = mask & (panoptic_seg == 0)
             free_area = int(free.sum())
-            if free_area == 0 or free_area / area < overlap_threshold:
+            # detectron2's rule: drop an instance when the share of it already taken exceeds the threshold.
+            if free_area == 0 or (area - free_area) / area > overlap_threshold:
                 continue
             panoptic_seg[free] = next_id
             segments_info.append({"id": next_id, "isthing": True, "score": score,

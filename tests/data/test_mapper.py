@@ -150,6 +150,7 @@ def test_from_config_reads_ignore_ids_and_mask_on(tmp_path):
     assert mapper.class_weights == [1.0, 1.0, 2.0, 0.0]
     cfg.MODEL.SEM_SEG_HEAD.IGNORE_CLASS_IDS = [2, 3]
     cfg.MODEL.META_ARCHITECTURE = "SemanticSegmentor"
+    cfg.MODEL.MASK_ON = False
     mapper = DatasetMapper.from_config(cfg, True, _metadata())
     assert mapper.ignore_class_ids == [2, 3] and not mapper.instances_on
     out = mapper(_write(tmp_path))

@@ -79,10 +79,13 @@ def instances(boxes, scores, classes, masks):
             "pred_masks": torch.as_tensor(np.array(masks, dtype=bool).reshape(-1, H, W))}
 
 
-def run(evaluator, predictions):
+def run(evaluator, predictions, dicts):
+    """The evaluator on the predictions of some images; the inputs are their dataset dicts (as the
+    mapper's outputs carry every key of them)."""
+    by_id = {d["image_id"]: d for d in dicts}
     evaluator.reset()
     for image_id, inst in predictions.items():
-        evaluator.process([{"image_id": image_id, "file_name": f"/data/{image_id}.jpg"}], [{"instances": inst}])
+        evaluator.process([by_id[image_id]], [{"instances": inst}])
     return evaluator.evaluate()
 
 
@@ -94,7 +97,7 @@ def test_perfect_predictions_give_ap_100_for_boxes_and_masks():
         objs = GT[d["image_id"]]
         preds[d["image_id"]] = instances([b for _, b in objs], [0.9] * len(objs), [c for c, _ in objs],
                                          masks[d["image_id"]])
-    res = run(COCOEvaluator("toy", metadata=META, dataset_dicts=dicts), preds)
+    res = run(COCOEvaluator(META), preds, dicts)
     for task in ("bbox", "segm"):
         assert res[task]["AP"] == pytest.approx(100.0)
         assert res[task]["AP50"] == pytest.approx(100.0)
@@ -148,7 +151,7 @@ def test_imperfect_case_equals_cocoeval_called_directly(iou_type, tmp_path):
     dicts = dataset_dicts()
     preds = {k: instances([b for _, b, _ in v], [s for _, _, s in v], [c for c, _, _ in v],
                           [rect_mask(b) for _, b, _ in v]) for k, v in imperfect_predictions().items()}
-    res = run(COCOEvaluator("toy", output_dir=str(tmp_path), metadata=META, dataset_dicts=dicts), preds)[iou_type]
+    res = run(COCOEvaluator(META, str(tmp_path)), preds, dicts)[iou_type]
     stats = coco_eval_directly(iou_type, dicts, imperfect_predictions())
     for k, key in enumerate(["AP", "AP50", "AP75", "APs", "APm", "APl"]):
         expected = stats[k] * 100 if stats[k] >= 0 else -1
@@ -165,7 +168,7 @@ def test_imperfect_case_equals_cocoeval_called_directly(iou_type, tmp_path):
 def test_empty_predictions_give_zero_without_crashing():
     dicts = dataset_dicts()
     empty = instances([], [], [], np.zeros((0, H, W), dtype=bool))
-    res = run(COCOEvaluator("toy", metadata=META, dataset_dicts=dicts), {"im1": empty, "im2": empty})
+    res = run(COCOEvaluator(META), {"im1": empty, "im2": empty}, dicts)
     for task in ("bbox", "segm"):
         assert res[task]["AP"] == 0.0 and res[task]["AP50"] == 0.0 and res[task]["AP-car"] == 0.0
 
@@ -190,15 +193,15 @@ def test_json_ground_truth_with_other_ids_gives_the_same_values(tmp_path):
     meta = Metadata(META.class_names, thing_class_ids=[1, 2], ignore_class_ids=[3], json_file=str(json_file))
     preds = {k: instances([b for _, b, _ in v], [s for _, _, s in v], [c for c, _, _ in v],
                           [rect_mask(b) for _, b, _ in v]) for k, v in imperfect_predictions().items()}
-    from_json = run(COCOEvaluator("toy", metadata=meta, dataset_dicts=dicts), preds)
-    in_memory = run(COCOEvaluator("toy", metadata=META, dataset_dicts=dicts), preds)
+    from_json = run(COCOEvaluator(meta), preds, dicts)
+    in_memory = run(COCOEvaluator(META), preds, dicts)
     for task in ("bbox", "segm"):
         for key, value in in_memory[task].items():
             assert from_json[task][key] == pytest.approx(value, abs=1e-9), (task, key)
 
 
 def test_prediction_of_a_non_thing_class_is_an_error():
-    ev = COCOEvaluator("toy", metadata=META, dataset_dicts=dataset_dicts())
+    ev = COCOEvaluator(META)
     with pytest.raises(DataError, match=r"classes \[0\] are not thing class ids"):
         ev.process([{"image_id": "im1", "file_name": "/data/im1.jpg"}],
                    [{"instances": instances([(0, 0, 5, 5)], [0.5], [0], np.zeros((1, H, W), bool))}])

@@ -10,6 +10,7 @@ from segdet.config import get_cfg
 from segdet.data.catalog import DatasetCatalog, MetadataCatalog, register_dataset
 from segdet.data.label_codec import LabelCodec
 from segdet.data.metadata import Metadata
+from segdet.data.resolve import resolve_metadata
 from segdet.evaluation import (
     COCOEvaluator,
     DatasetEvaluator,
@@ -71,7 +72,7 @@ def test_inference_on_dataset_with_two_evaluators(tmp_path):
     model.train()
     counting = CountingEvaluator()
     counting.images = 99  # reset() must clear it
-    evaluators = DatasetEvaluators([SemSegEvaluator(META.class_names, []), counting])
+    evaluators = DatasetEvaluators([SemSegEvaluator(META), counting])
     results = inference_on_dataset(model, loader, evaluators)
     assert model.calls == [(False, False), (False, False)]  # eval mode, no gradients
     assert model.training  # mode restored
@@ -114,17 +115,26 @@ def fruit_dataset():
 def test_build_evaluator_chooses_from_config_and_metadata(fruit_dataset, tmp_path):
     cfg = get_cfg()
     cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES = 4
-    ev = build_evaluator(cfg, "eval_loop_fruit", str(tmp_path))
-    kinds = [type(e) for e in ev.evaluators]
-    assert kinds == [SemSegEvaluator, COCOEvaluator, PanopticEvaluator]
-    assert ev.evaluators[0].output_dir == str(tmp_path / "inference" / "eval_loop_fruit")
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = 2
+
+    def kinds(cfg):
+        evaluators = build_evaluator(cfg, resolve_metadata(cfg, ["eval_loop_fruit"]), str(tmp_path)).evaluators
+        return [type(e) for e in evaluators], evaluators
+
+    found, ev = kinds(cfg)
+    assert found == [SemSegEvaluator, COCOEvaluator, PanopticEvaluator]
+    assert ev[0].output_dir == str(tmp_path / "inference" / "eval_loop_fruit")
+    # One ground-truth reader for the evaluators that decode label files.
+    assert ev[0].labels is ev[2].labels
     cfg.MODEL.SEM_SEG_HEAD.IGNORE_CLASS_IDS = [0, 3]
-    assert build_evaluator(cfg, "eval_loop_fruit", str(tmp_path)).evaluators[2].ignore_class_ids == [0, 3]
+    assert kinds(cfg)[1][2].ignore_class_ids == [0, 3]
+    cfg.MODEL.SEM_SEG_HEAD.IGNORE_CLASS_IDS = None
+    # Fusion off: no panoptic_seg output, so no panoptic evaluator.
+    cfg.MODEL.PANOPTIC_FPN.COMBINE.ENABLED = False
+    assert kinds(cfg)[0] == [SemSegEvaluator, COCOEvaluator]
+    cfg.MODEL.PANOPTIC_FPN.COMBINE.ENABLED = True
     cfg.MODEL.MASK_ON = False
-    assert [type(e) for e in build_evaluator(cfg, "eval_loop_fruit", str(tmp_path)).evaluators] == [SemSegEvaluator]
-    cfg.MODEL.MASK_ON = True
-    cfg.MODEL.META_ARCHITECTURE = "SemanticSegmentor"
-    assert len(build_evaluator(cfg, "eval_loop_fruit", str(tmp_path)).evaluators) == 1
+    assert kinds(cfg)[0] == [SemSegEvaluator]
 
 
 def test_save_and_print_results(tmp_path, caplog):
@@ -159,9 +169,10 @@ def test_evaluate_dataset_runs_prints_and_saves(tmp_path, caplog):
         loader, preds = make_loader(tmp_path)
         cfg = get_cfg()
         cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES = 2
+        cfg.MODEL.MASK_ON = False
         cfg.OUTPUT_DIR = str(tmp_path / "run")
         with caplog.at_level(logging.INFO, logger="segdet.evaluation"):
-            results = evaluate_dataset(cfg, FixedModel(preds), loader, "eval_loop_toy")
+            results = evaluate_dataset(cfg, FixedModel(preds), loader, resolve_metadata(cfg, ["eval_loop_toy"]))
         assert results["sem_seg"]["class_iou"] == pytest.approx([4 / 5, 7 / 8])
         folder = tmp_path / "run" / "inference" / "eval_loop_toy"
         saved = json.loads((folder / "results.json").read_text())

@@ -59,9 +59,10 @@ def prediction(segments):
 
 
 def evaluate(d, output):
-    ev = PanopticEvaluator("toy", META, dataset_dicts=[d])
+    """PQ of one image; the input is its dataset dict (the mapper's output carries all of its keys)."""
+    ev = PanopticEvaluator(META)
     ev.reset()
-    ev.process([{"image_id": d["image_id"], "file_name": d["file_name"]}], [output])
+    ev.process([d], [output])
     return ev.evaluate()["panoptic_seg"]
 
 

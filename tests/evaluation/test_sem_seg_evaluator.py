@@ -10,6 +10,7 @@ from segdet.config import get_cfg
 from segdet.data.catalog import DatasetCatalog, MetadataCatalog, register_dataset
 from segdet.data.label_codec import LabelCodec
 from segdet.data.metadata import Metadata
+from segdet.data.resolve import resolve_metadata
 from segdet.errors import ConfigError, DataError
 from segdet.evaluation.sem_seg_evaluation import CONFUSION_FILE, PER_IMAGE_FILE, SemSegEvaluator
 from tests.evaluation.test_sem_seg_measures import HALCON_GT, HALCON_PRED, NAMES
@@ -24,7 +25,7 @@ def write_gt(tmp_path, name, ids, metadata):
 def test_process_and_evaluate_halcon_case_with_both_key_sets(tmp_path):
     meta = Metadata(NAMES, ignore_class_ids=[4])
     gt_file = write_gt(tmp_path, "a", HALCON_GT, meta)
-    ev = SemSegEvaluator(NAMES, [4], label_codec=LabelCodec(meta))
+    ev = SemSegEvaluator(meta)
     ev.reset()
     ev.process([{"sem_seg_file_name": gt_file, "file_name": "a.jpg", "image_id": "a"}],
                [{"segmentation_image": torch.as_tensor(HALCON_PRED, dtype=torch.int64)}])
@@ -45,7 +46,7 @@ def test_several_images_accumulate_and_per_image_ranking_is_worst_first(tmp_path
     preds = {"good": gts["good"].copy(), "bad": np.zeros((4, 4), np.int64), "mid": gts["mid"].copy()}
     preds["mid"][1, 1] = 0
     out_dir = str(tmp_path / "out")
-    ev = SemSegEvaluator(meta.class_names, [], output_dir=out_dir, dataset_name="toy", per_image=True)
+    ev = SemSegEvaluator(meta, out_dir, per_image=True)
     for name in ["good", "bad", "mid"]:
         gt_file = write_gt(tmp_path, name, gts[name], meta)
         ev.process([{"sem_seg_file_name": gt_file, "file_name": f"{name}.png", "image_id": name}],
@@ -78,7 +79,7 @@ def test_boundary_iou_reported_when_asked(tmp_path):
     gt[2:6, 2:6] = 1
     pred = np.zeros_like(gt)
     pred[2:6, 3:7] = 1
-    ev = SemSegEvaluator(meta.class_names, [], boundary_width=1)
+    ev = SemSegEvaluator(meta, boundary_width=1)
     ev.process([{"sem_seg_file_name": write_gt(tmp_path, "b", gt, meta)}], [{"segmentation_image": pred}])
     res = ev.evaluate()["sem_seg"]
     assert res["class_boundary_iou"] == pytest.approx([1 / 3, 1 / 3])  # see the measures test
@@ -90,7 +91,7 @@ def test_boundary_iou_reported_when_asked(tmp_path):
 def test_predicted_ignore_class_and_bad_outputs_are_errors(tmp_path):
     meta = Metadata(NAMES, ignore_class_ids=[4])
     gt_file = write_gt(tmp_path, "a", HALCON_GT, meta)
-    ev = SemSegEvaluator(NAMES, [4])
+    ev = SemSegEvaluator(meta)
     inp = [{"sem_seg_file_name": gt_file, "file_name": "img_a.jpg"}]
     with pytest.raises(DataError, match=r"img_a.jpg.*ignore class id\(s\) \[4\]"):
         ev.process(inp, [{"segmentation_image": np.full((6, 6), 4)}])
@@ -100,8 +101,8 @@ def test_predicted_ignore_class_and_bad_outputs_are_errors(tmp_path):
         ev.process(inp, [{"segmentation_image": np.zeros((5, 6), np.int64)}])
     with pytest.raises(DataError, match="integer class ids"):
         ev.process(inp, [{"segmentation_image": np.zeros((6, 6), np.float32)}])
-    with pytest.raises(ConfigError, match=r"\[7\]"):
-        SemSegEvaluator(NAMES, [7])
+    with pytest.raises(ConfigError, match="boundary IoU width"):
+        SemSegEvaluator(meta, boundary_width=-1)
 
 
 def test_from_config_uses_metadata_ignore_ids_unless_config_sets_them(tmp_path):
@@ -110,16 +111,17 @@ def test_from_config_uses_metadata_ignore_ids_unless_config_sets_them(tmp_path):
     try:
         cfg = get_cfg()
         cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES = 5
+        cfg.MODEL.MASK_ON = False
         cfg.TEST.PER_IMAGE_METRICS = True
-        ev = SemSegEvaluator.from_config(cfg, "eval_test_fruit", str(tmp_path))
-        assert ev.ignore_class_ids == [4] and ev.per_image and ev.label_codec.label_format == "blue"
+        ev = SemSegEvaluator.from_config(cfg, resolve_metadata(cfg, ["eval_test_fruit"]), str(tmp_path))
+        assert ev.ignore_class_ids == [4] and ev.per_image and ev.labels.codec.label_format == "blue"
         cfg.MODEL.SEM_SEG_HEAD.IGNORE_CLASS_IDS = [3, 4]
-        assert SemSegEvaluator.from_config(cfg, "eval_test_fruit").ignore_class_ids == [3, 4]
+        assert SemSegEvaluator.from_config(cfg, resolve_metadata(cfg, ["eval_test_fruit"])).ignore_class_ids == [3, 4]
         cfg.MODEL.SEM_SEG_HEAD.IGNORE_CLASS_IDS = []
-        assert SemSegEvaluator.from_config(cfg, "eval_test_fruit").ignore_class_ids == []
+        assert SemSegEvaluator.from_config(cfg, resolve_metadata(cfg, ["eval_test_fruit"])).ignore_class_ids == []
         cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES = 6
         with pytest.raises(ConfigError, match="NUM_CLASSES"):
-            SemSegEvaluator.from_config(cfg, "eval_test_fruit")
+            resolve_metadata(cfg, ["eval_test_fruit"])
     finally:
         DatasetCatalog.remove("eval_test_fruit")
         MetadataCatalog.remove("eval_test_fruit")

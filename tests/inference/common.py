@@ -7,11 +7,17 @@ from segdet.modeling import build_model
 from tests.modeling.test_meta_arch import METADATA, tiny_cfg
 
 
-def save_tiny_checkpoint(folder, mask_on=False, seed=0):
-    """Save a random tiny model with its metadata and config; returns (path, cfg, model in eval mode)."""
+def save_tiny_checkpoint(folder, mask_on=False, seed=0, correction=0.0, class_weights=None):
+    """Save a random tiny model with its metadata and config; returns (path, cfg, model in eval mode).
+
+    `correction` and `class_weights`: MODEL.SEM_SEG_HEAD.CLASS_WEIGHT_CORRECTION and the
+    training class weights the model records (default all 1)."""
     torch.manual_seed(seed)
     cfg = tiny_cfg(mask_on=mask_on)
+    cfg.MODEL.SEM_SEG_HEAD.CLASS_WEIGHT_CORRECTION = correction
     model = build_model(cfg, METADATA)
+    if class_weights is not None:
+        model.set_training_class_weights(class_weights)
     with torch.no_grad():
         # A random model predicts nearly one class everywhere; spread the classes so that
         # encodings and merges are tested on several ids.

@@ -90,8 +90,14 @@ class FakeModel(torch.nn.Module):
         self.calls.append(len(inputs))
         return ImageList(images, [tuple(images.shape[-2:])] * len(inputs))
 
-    def sem_seg_head(self, x):
+    def semantic_logits(self, x):
         return torch.from_numpy(fake_logits(x.numpy().transpose(0, 2, 3, 1)))
+
+    def semantic_scores(self, logits, image_size, height, width):
+        assert tuple(image_size) == (height, width)  # no test-time resize in these tests
+        logits = logits[:, :height, :width].clone()
+        logits[self.ignore_class_ids] = float("-inf")
+        return logits.softmax(0)
 
 
 def fake_logits(tiles):
@@ -188,7 +194,7 @@ def test_no_overlap_is_the_tiles_side_by_side():
 class BorderArtifactModel(FakeModel):
     """Favours class 1 within 4 pixels of a tile's border, as a CNN with zero padding may."""
 
-    def sem_seg_head(self, x):
+    def semantic_logits(self, x):
         return torch.from_numpy(border_logits(*x.shape[-2:])).expand(len(x), -1, -1, -1)
 
 
@@ -270,3 +276,59 @@ def test_tiles_follow_the_test_time_resize(tiny):
     assert out["segmentation_image"].shape == (48, 64) and out["sem_seg"].shape == (4, 48, 64)
     assert torch.allclose(out["sem_seg"].sum(0), torch.ones(48, 64), atol=1e-5)
     assert torch.equal(out["segmentation_image"], out["sem_seg"].argmax(0))
+
+
+# The class weight correction (divide each class's score by its training weight to a power):
+# tiles must apply it exactly as whole-image inference does.
+CORRECTION_WEIGHTS = [1.0, 8.0, 0.5, 0.0]
+
+
+@pytest.fixture(scope="module")
+def corrected(tmp_path_factory):
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("corrected"), mask_on=False, seed=4, correction=1.0,
+                                class_weights=CORRECTION_WEIGHTS)
+
+
+def _whole(model, image):
+    h, w = image.shape[:2]
+    with torch.no_grad():
+        return model([{"image": torch.from_numpy(image.transpose(2, 0, 1).copy()), "height": h, "width": w}])[0]
+
+
+def test_one_tile_applies_the_class_weight_correction(corrected):
+    _, _, model = corrected
+    image = random_image(48, 64, seed=5)
+    whole = _whole(model, image)
+    model.class_weight_correction = 0.0
+    try:
+        uncorrected = _whole(model, image)
+    finally:
+        model.class_weight_correction = 1.0
+    # The correction matters for this model: one pixel in ten changes class.
+    assert (whole["segmentation_image"] != uncorrected["segmentation_image"]).float().mean() > 0.1
+    out = TiledSegmenter(model, 64, 0.5, "max")(image)
+    assert torch.equal(out["segmentation_image"], whole["segmentation_image"])
+    assert torch.allclose(out["sem_seg"], whole["sem_seg"], atol=1e-6)
+
+
+@pytest.mark.parametrize("merge", ["max", "mean"])
+def test_many_tiles_merge_the_corrected_scores_of_each_tile(corrected, merge):
+    _, _, model = corrected
+    image = random_image(40, 56, seed=6)
+    windows = tile_windows(40, 56, 32, 0.5)
+    assert len(windows) > 4
+    # Reference: each tile's whole-image inference (corrected), merged by hand.
+    total = torch.zeros(4, 40, 56)
+    weights = torch.zeros(40, 56)
+    for y0, x0, y1, x1 in windows:
+        scores = _whole(model, np.ascontiguousarray(image[y0:y1, x0:x1]))["sem_seg"]
+        if merge == "max":
+            total[:, y0:y1, x0:x1] = torch.maximum(total[:, y0:y1, x0:x1], scores)
+        else:
+            w = tile_weight(y1 - y0, x1 - x0)
+            total[:, y0:y1, x0:x1] += scores * w
+            weights[y0:y1, x0:x1] += w
+    expected = total if merge == "max" else total / weights
+    out = TiledSegmenter(model, 32, 0.5, merge)(image)
+    assert torch.allclose(out["sem_seg"], expected, atol=1e-5)
+    assert torch.equal(out["segmentation_image"], expected.argmax(0))

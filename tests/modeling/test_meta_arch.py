@@ -6,7 +6,7 @@ import torch
 from segdet.config import get_cfg
 from segdet.data.metadata import Metadata
 from segdet.errors import ConfigError
-from segdet.modeling import PanopticFPN, SemanticSegmentor, build_model
+from segdet.modeling import META_ARCH_REGISTRY, PanopticFPN, SemanticSegmentor, build_model
 
 METADATA = Metadata(["background", "orange", "lemon", "border"], ignore_class_ids=[3], thing_class_ids=[1, 2])
 
@@ -15,6 +15,7 @@ def tiny_cfg(mask_on=True):
     cfg = get_cfg()
     cfg.MODEL.DEVICE = "cpu"
     cfg.MODEL.MASK_ON = mask_on
+    cfg.MODEL.META_ARCHITECTURE = "PanopticFPN" if mask_on else "SemanticSegmentor"
     cfg.MODEL.RESNETS.DEPTH = 18
     cfg.MODEL.FPN.OUT_CHANNELS = 32
     cfg.MODEL.SEM_SEG_HEAD.CONVS_DIM = 32
@@ -133,3 +134,31 @@ def test_training_class_weights_must_match_the_classes():
     model = build_model(tiny_cfg(mask_on=False), METADATA)
     with pytest.raises(ValueError, match="3 class weights for a model with 4 classes"):
         model.set_training_class_weights([1.0, 2.0, 3.0])
+
+
+def test_meta_architecture_is_built_from_the_registry_by_name():
+    @META_ARCH_REGISTRY.register()
+    class UserSegmentor(SemanticSegmentor):
+        pass
+
+    try:
+        cfg = tiny_cfg(mask_on=False)
+        cfg.MODEL.META_ARCHITECTURE = "UserSegmentor"
+        assert type(build_model(cfg, METADATA)) is UserSegmentor
+    finally:
+        META_ARCH_REGISTRY._obj_map.pop("UserSegmentor")
+
+
+def test_unknown_or_contradicting_meta_architecture_is_a_config_error():
+    cfg = tiny_cfg(mask_on=False)
+    cfg.MODEL.META_ARCHITECTURE = "SemanticSegmenter"
+    with pytest.raises(ConfigError, match="not a registered meta-architecture.*did you mean 'SemanticSegmentor'"):
+        build_model(cfg, METADATA)
+    cfg = tiny_cfg(mask_on=False)
+    cfg.MODEL.META_ARCHITECTURE = "PanopticFPN"
+    with pytest.raises(ConfigError, match="'PanopticFPN' has an instance branch but MODEL.MASK_ON is False"):
+        build_model(cfg, METADATA)
+    cfg = tiny_cfg(mask_on=True)
+    cfg.MODEL.META_ARCHITECTURE = "SemanticSegmentor"
+    with pytest.raises(ConfigError, match="'SemanticSegmentor' has no instance branch but MODEL.MASK_ON is True"):
+        build_model(cfg, METADATA)

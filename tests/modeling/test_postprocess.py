@@ -1,9 +1,13 @@
+import math
+
 import torch
 
 from segdet.modeling.postprocess import (
+    class_score_offsets,
+    class_scores,
     combine_semantic_and_instances,
     detector_postprocess,
-    scores_from_logits,
+    ignore_class_mask,
     segmentation_from_scores,
 )
 
@@ -29,11 +33,33 @@ def test_ties_keep_lower_class_id():
 
 def test_scores_are_probabilities_with_zero_for_ignore_classes():
     logits = torch.tensor([[[1.0]], [[2.0]], [[9.0]]])
-    scores = scores_from_logits(logits, [2])
+    scores = class_scores(logits, ignore_class_mask(3, [2]))
     e1, e2 = torch.exp(torch.tensor(1.0)), torch.exp(torch.tensor(2.0))
     assert torch.allclose(scores[:, 0, 0], torch.stack([e1 / (e1 + e2), e2 / (e1 + e2), torch.tensor(0.0)]))
     labels, conf = segmentation_from_scores(scores, [2])
     assert labels.item() == 1 and abs(conf.item() - (e2 / (e1 + e2)).item()) < 1e-6
+
+
+def test_segmentation_of_a_batch_equals_each_image_alone():
+    torch.manual_seed(1)
+    scores = torch.rand(2, 4, 5, 6)
+    labels, conf = segmentation_from_scores(scores, [2])
+    for i in range(2):
+        one_labels, one_conf = segmentation_from_scores(scores[i], [2])
+        assert torch.equal(labels[i], one_labels) and torch.equal(conf[i], one_conf)
+
+
+def test_class_weight_correction_offsets_by_hand():
+    weights = torch.tensor([1.0, 4.0, 0.5, 0.0])
+    offsets = class_score_offsets(weights, 0.5)
+    # 0.5 * log(w); the weight-0 (ignore) class gets no offset.
+    assert torch.allclose(offsets.flatten(), torch.tensor([0.0, 0.5 * math.log(4.0), 0.5 * math.log(0.5), 0.0]))
+    assert class_score_offsets(weights, 0.0) is None
+    # Scores divided by w ** 0.5 and renormalized, the ignore class at 0.
+    logits = torch.tensor([0.0, 1.0, 2.0, 3.0]).view(4, 1, 1)
+    scores = class_scores(logits, ignore_class_mask(4, [3]), offsets).flatten()
+    raw = torch.exp(torch.tensor([0.0, 1.0, 2.0])) / torch.sqrt(weights[:3])
+    assert torch.allclose(scores, torch.cat([raw / raw.sum(), torch.zeros(1)]))
 
 
 def test_detector_postprocess_scales_boxes_and_maps_labels_to_class_ids():
@@ -64,3 +90,17 @@ def test_panoptic_fusion_by_hand():
     assert (pan[:, 3:] == 4).all()
     # stuff 0 keeps the 6 free pixels of the left half
     assert int((pan == 3).sum()) == 6
+
+
+def test_panoptic_fusion_overlap_threshold_has_detectron2_meaning():
+    # An instance of 10 px, 3 of them taken by a better one: detectron2 drops it when
+    # taken / area = 0.3 > threshold, i.e. at 0.25, and keeps it at 0.5.
+    seg = torch.zeros(4, 10, dtype=torch.int64)
+    masks = torch.zeros(2, 4, 10, dtype=torch.bool)
+    masks[0, 0, 0:3] = True
+    masks[1, 0, 0:10] = True
+    instances = {"pred_masks": masks, "scores": torch.tensor([0.9, 0.8]), "pred_classes": torch.tensor([1, 1])}
+    for threshold, kept in ((0.25, 1), (0.3, 2), (0.5, 2)):
+        _, info = combine_semantic_and_instances(instances, seg, overlap_threshold=threshold, stuff_area_threshold=1,
+                                                 instances_score_threshold=0.5, stuff_class_ids=[0])
+        assert sum(s["isthing"] for s in info) == kept, threshold

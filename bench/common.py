@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import statistics
 import sys
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence
+
+from segdet.utils.files import write_json
 
 # Benchmarks are run as `python bench/<name>.py` from anywhere: the repository root is where
 # the configs and the demo dataset are found.
@@ -185,32 +186,12 @@ def print_machine(info: Mapping[str, Any]) -> None:
     print("Machine: " + "; ".join(f"{k}={info.get(k)}" for k in keys if k in info), flush=True)
 
 
-def _json_ready(value: Any) -> Any:
-    import numpy as np
-
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, float) and value != value:
-        return None  # NaN is not JSON
-    return value
-
-
 def write_results(path: str, benchmark: str, machine: Mapping[str, Any], settings: Mapping[str, Any],
                   results: Any, targets: Optional[Mapping[str, Any]] = None) -> str:
     """Write {benchmark, machine, settings, results, targets} as JSON (atomically) and say where."""
     data = {"benchmark": benchmark, "machine": dict(machine), "settings": dict(settings),
             "results": results, "targets": dict(targets or {})}
-    path = os.path.abspath(path)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(_json_ready(data), f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    path = write_json(data, os.path.abspath(path))
     print(f"\nResults written to {path}", flush=True)
     return path
 

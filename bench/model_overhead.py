@@ -87,7 +87,7 @@ def segdet_cfg(depth: int, num_classes: int, num_things: int, detections: int, p
 
 
 def metadata(num_classes: int, num_things: int):
-    from segdet.data.metadata import Metadata
+    from segdet.structures.metadata import Metadata
 
     return Metadata([f"class{i}" for i in range(num_classes)], thing_class_ids=list(range(1, num_things + 1)),
                     name="bench")
@@ -197,7 +197,7 @@ def main() -> None:
     def check(name, out):
         # Detections per image of every call of the three whole models.
         if name in ("segdet", "segdet, no panoptic fusion"):
-            counts.setdefault(name, set()).add(len(out["instances"]["scores"]))
+            counts.setdefault(name, set()).add(len(out["instances"].scores))
         elif name == "torchvision Mask R-CNN":
             counts.setdefault(name, set()).add(len(out["scores"]))
 

@@ -18,32 +18,15 @@ import torch
 from fvcore.common.checkpoint import Checkpointer
 
 from segdet.errors import CheckpointError
+from segdet.utils.files import atomic_write, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
 
 def atomic_torch_save(data: Any, path: str) -> None:
-    """torch.save to a temporary file in the same folder, then rename: a crash never leaves a
-    half-written model file under the final name."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def atomic_write_text(text: str, path: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    """torch.save through `atomic_write`: a crash never leaves a half-written model file under
+    the final name."""
+    atomic_write(path, lambda tmp: torch.save(data, tmp))
 
 
 def load_checkpoint_file(path: str) -> dict[str, Any]:

@@ -15,3 +15,11 @@ class DataError(SegdetError):
 
 class CheckpointError(SegdetError):
     """A model file is missing, unreadable or does not fit the model."""
+
+
+class ExportError(SegdetError):
+    """A model could not be exported (a missing package, or an exporter that fixed a dynamic size)."""
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A training loss became NaN or infinite; training stops (a failed run, not bad input)."""

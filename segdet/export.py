@@ -16,22 +16,21 @@ A JSON file `<output>.json` next to the model says the same, with the class name
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segdet.checkpoint import atomic_write_text
-from segdet.data.metadata import Metadata
-from segdet.errors import CheckpointError, SegdetError
+from segdet.utils.files import atomic_write, write_json
+from segdet.structures.metadata import Metadata
+from segdet.errors import CheckpointError, ExportError
 from segdet.modeling.load import SEMANTIC_PARTS, load_model
 from segdet.modeling.meta_arch import padded_size
 from segdet.modeling.postprocess import class_scores, ignore_class_mask, segmentation_from_scores
@@ -48,10 +47,6 @@ TRACE_SHAPE = (2, 3, 200, 232)
 # Largest difference of the probabilities an export may have from PyTorch (float32 round-off
 # of a different operator order is about 1e-6).
 MAX_ABS_DIFF = 1e-3
-
-
-class ExportError(SegdetError):
-    """A model could not be exported (a missing package, or an exporter that fixed a dynamic size)."""
 
 
 class SemanticExportModule(nn.Module):
@@ -144,20 +139,6 @@ def load_model_for_export(cfg, weights: Optional[str] = None) -> tuple[nn.Module
     return loaded.model, loaded.metadata
 
 
-def _write_atomically(path: str, write: Callable[[str], None]) -> None:
-    """`write(tmp)` to a temporary file in the same folder, then rename it to `path`: an
-    interrupted export never leaves a half-written model under the final name."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _trace_input() -> torch.Tensor:
     generator = torch.Generator().manual_seed(0)
     return torch.randint(0, 256, TRACE_SHAPE, generator=generator).to(torch.float32)
@@ -196,7 +177,7 @@ def export_onnx(module: SemanticExportModule, path: str, opset: Optional[int] = 
             raise ExportError(f"the ONNX exporter fixed input dimensions {fixed} of {path}; expected dynamic N, H, W")
         opsets.extend(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
 
-    _write_atomically(path, write)
+    atomic_write(path, write)
     logger.info("Exported ONNX (opset %d) to %s in %.1f s", opsets[0], path, time.perf_counter() - start)
     return opsets[0]
 
@@ -213,7 +194,7 @@ def export_torchscript(module: SemanticExportModule, path: str) -> None:
         # not part of the computation, so the trace stays valid for other sizes.
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"torch\.nn\.functional")
         traced = torch.jit.trace(module, (_trace_input(),), check_trace=False)
-        _write_atomically(path, lambda tmp: torch.jit.save(traced, tmp))
+        atomic_write(path, lambda tmp: torch.jit.save(traced, tmp))
     logger.info("Exported TorchScript to %s in %.1f s", path, time.perf_counter() - start)
 
 
@@ -309,7 +290,7 @@ def export_model(cfg, output: str, fmt: str = "onnx", weights: Optional[str] = N
         export_torchscript(module, output)
     info = export_info(metadata, module, fmt, used_opset, weights=os.path.abspath(weights or cfg.MODEL.WEIGHTS))
     info_path = output + ".json"
-    atomic_write_text(json.dumps(info, indent=2) + "\n", info_path)
+    write_json(info, info_path)
     generator = torch.Generator().manual_seed(0)
     image = torch.randint(0, 256, (1, 3, *check_size), generator=generator).to(torch.float32)
     diff, mismatch = compare_exported(module, output, fmt, image)

@@ -13,7 +13,7 @@ from segdet.data.coco_panoptic import check_instances_categories, convert_coco_p
 from segdet.data.formats import register_from_config
 from segdet.data.formats.coco_semantic import register_coco_semantic
 from segdet.data.label_codec import LabelCodec
-from segdet.data.metadata import load_classes_file
+from segdet.structures.metadata import load_classes_file
 from segdet.errors import DataError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

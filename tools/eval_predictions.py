@@ -16,10 +16,11 @@ import argparse
 import os
 import sys
 
-from segdet.data.metadata import Metadata
+from segdet.structures.metadata import Metadata
 from segdet.errors import SegdetError
 from segdet.evaluation.confusion_plot import plot_confusion_matrix
-from segdet.evaluation.results import format_class_table, format_results_table, write_json
+from segdet.evaluation.results import format_class_table, format_results_table
+from segdet.utils.files import write_json
 from segdet.evaluation.sem_seg_evaluation import evaluate_prediction_folders
 from segdet.utils.logger import setup_logger
 

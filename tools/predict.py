@@ -19,16 +19,13 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import glob
 import logging
 import os
 import re
 import sys
 
-from segdet.errors import ConfigError, DataError
-from segdet.utils.image_io import IMAGE_EXTENSIONS, read_image
+from segdet.errors import ConfigError
 from segdet.utils.logger import setup_logger
-from segdet.utils.progress import Progress
 
 logger = logging.getLogger("segdet.predict")
 
@@ -68,134 +65,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _is_image(path: str) -> bool:
-    return path.lower().endswith(IMAGE_EXTENSIONS)
-
-
-def collect_inputs(paths: list[str]) -> list[str]:
-    """Image files from files, folders (non-recursive) and globs, in order, without repeats.
-
-    A named file is kept whatever it is (reading it reports the problem); folders and globs
-    contribute files with image extensions.
-    """
-    found: list[str] = []
-    for path in paths:
-        if os.path.isdir(path):
-            found += sorted(os.path.join(path, f) for f in os.listdir(path)
-                            if _is_image(f) and os.path.isfile(os.path.join(path, f)))
-        elif glob.has_magic(path):
-            found += sorted(p for p in glob.glob(path) if os.path.isfile(p) and _is_image(p))
-        else:
-            found.append(path)
-    unique, seen = [], set()
-    for path in found:
-        key = os.path.abspath(path)
-        if key not in seen:
-            seen.add(key)
-            unique.append(path)
-    if not unique:
-        raise DataError(f"no images found in --input {' '.join(paths)} (extensions: {' '.join(IMAGE_EXTENSIONS)})")
-    return unique
-
-
-def output_stems(paths: list[str]) -> list[str]:
-    """File stems as output names; repeated stems (a/x.png, b/x.png) get _2, _3, ..."""
-    stems, used = [], set()
-    for path in paths:
-        stem = os.path.splitext(os.path.basename(path))[0]
-        name, k = stem, 1
-        while name in used:
-            k += 1
-            name = f"{stem}_{k}"
-        if name != stem:
-            logger.warning("%s: another input has the stem '%s'; its outputs are named '%s'", path, stem, name)
-        used.add(name)
-        stems.append(name)
-    return stems
-
-
 def build_predictor(args: argparse.Namespace):
     from segdet.inference.predictor import Predictor
 
     if args.config_file:
         from segdet.config import load_config
 
-        opts = list(args.opts) + (["MODEL.WEIGHTS", args.weights] if args.weights else [])
-        return Predictor(load_config(args.config_file, opts))
+        return Predictor(load_config(args.config_file, args.opts), args.weights or None)
     if not args.weights:
         raise ConfigError("give --weights FILE (a segdet checkpoint), or --config-file FILE with MODEL.WEIGHTS")
-    return Predictor.from_checkpoint(args.weights, args.opts)
+    return Predictor(None, args.weights, args.opts)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.makedirs(args.output, exist_ok=True)
     setup_logger(args.output)
-    from segdet.inference.writers import (
-        CONFIDENCE_EXTENSIONS,
-        CocoResultsWriter,
-        segmentation_format,
-        write_confidence,
-        write_overlay,
-        write_segmentation,
-    )
+    from segdet.inference.predict_files import collect_inputs, predict_files
 
-    paths = collect_inputs(args.input)
-    predictor = build_predictor(args)
-    metadata = predictor.metadata
-    label_format = segmentation_format(metadata, args.label_format)
-    tiler = predictor.tiled_segmenter(args.tile_size, args.tile_overlap, args.tile_merge)
-    coco = CocoResultsWriter(os.path.join(args.output, "coco_instances_results.json")) \
-        if predictor.instances_on else None
-    logger.info("Predicting %d images with %s on %s: classes %s; %s; segmentation as '%s' PNG", len(paths),
-                predictor.weights, predictor.device, metadata.class_names,
-                f"tiles of {tiler.tile_h} px, overlap {tiler.overlap}, merge '{tiler.merge}'" if tiler
-                else "whole images", label_format)
-
-    stems = output_stems(paths)
-    skipped: list[tuple[str, str]] = []
-    tiled_without_instances = 0
-    progress = Progress(len(paths), "Predicting")
-    for start in range(0, len(paths), args.batch_size):
-        batch = []
-        for path, stem in zip(paths[start:start + args.batch_size], stems[start:start + args.batch_size]):
-            try:
-                batch.append((path, stem, read_image(path)))
-            except DataError as e:
-                logger.warning("Skipping %s: %s", path, e)
-                skipped.append((path, str(e)))
-                progress.step()
-        if not batch:
-            continue
-        outputs = predictor.predict_batch([image for _, _, image in batch], args.tile_size, args.tile_overlap,
-                                          args.tile_merge, return_scores=False)
-        for (path, stem, image), output in zip(batch, outputs):
-            out = os.path.join(args.output, stem)
-            write_segmentation(out + ".png", output["segmentation_image"], metadata, label_format)
-            write_confidence(out + "_confidence" + CONFIDENCE_EXTENSIONS[args.confidence_format],
-                             output["segmentation_confidence"], args.confidence_format)
-            if not args.no_overlay:
-                write_overlay(out + "_overlay.jpg", image, output, metadata)
-            if coco is not None:
-                if "instances" in output:
-                    coco.add(stem, output["instances"])
-                else:
-                    tiled_without_instances += 1
-            progress.step()
-    progress.done()
-
-    done = len(paths) - len(skipped)
-    lines = [f"{done} of {len(paths)} images predicted; outputs in {os.path.abspath(args.output)}"]
-    if coco is not None:
-        lines.append(f"instances of {coco.num_images} images in {coco.write()}")
-        if tiled_without_instances:
-            lines.append(f"{tiled_without_instances} image(s) larger than one tile: semantic outputs only, "
-                         "no instances")
-    if skipped:
-        lines.append(f"{len(skipped)} skipped (unreadable): " + ", ".join(p for p, _ in skipped))
-    for line in lines:
+    inputs = collect_inputs(args.input)  # before the model is loaded: a wrong path fails at once
+    summary = predict_files(build_predictor(args), inputs, args.output, label_format=args.label_format,
+                            confidence_format=args.confidence_format, overlay=not args.no_overlay,
+                            batch_size=args.batch_size, tile_size=args.tile_size, tile_overlap=args.tile_overlap,
+                            tile_merge=args.tile_merge)
+    for line in summary.lines():
         logger.info(line)
-    return 1 if skipped else 0
+    return 1 if summary.skipped else 0
 
 
 if __name__ == "__main__":

@@ -29,8 +29,9 @@ import sys
 
 from segdet.data.catalog import DatasetCatalog, MetadataCatalog
 from segdet.data.label_codec import LabelCodec
-from segdet.data.metadata import Metadata, load_classes_file
+from segdet.structures.metadata import Metadata, load_classes_file
 from segdet.errors import DataError
+from segdet.utils.files import files_by_stem
 from segdet.utils.image_io import IMAGE_EXTENSIONS, read_image, write_image
 from segdet.utils.logger import setup_logger
 from segdet.utils.progress import Progress
@@ -77,20 +78,13 @@ def cmd_dataset(args: argparse.Namespace) -> None:
     print(f"wrote {len(dicts)} ground-truth picture(s) of {args.dataset} to {args.output}")
 
 
-def _files_by_stem(folder: str, what: str) -> dict[str, str]:
-    if not os.path.isdir(folder):
-        raise DataError(f"{what} folder not found: {folder}")
-    return {os.path.splitext(name)[0]: os.path.join(folder, name) for name in sorted(os.listdir(folder))
-            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS and os.path.isfile(os.path.join(folder, name))}
-
-
 # Files tools/predict.py writes next to each segmentation_image <stem>.png.
 _PREDICT_EXTRAS = ("_confidence", "_overlay")
 
 
 def _prediction_files(folder: str) -> dict[str, str]:
     """stem -> segmentation_image file; tools/predict.py's confidence and overlay pictures are left out."""
-    files = _files_by_stem(folder, "prediction")
+    files = files_by_stem(folder, IMAGE_EXTENSIONS, "prediction")
     return {stem: path for stem, path in files.items()
             if not any(stem.endswith(extra) and stem[: -len(extra)] in files for extra in _PREDICT_EXTRAS)}
 
@@ -126,8 +120,8 @@ def _ground_truth_pairs(args: argparse.Namespace) -> tuple[Metadata, dict[str, t
                         f"(missing {', '.join(missing)})")
     overrides = {"label_format": args.label_format} if args.label_format else {}
     metadata = load_classes_file(args.classes, **overrides)  # the ground truth is in the same format
-    images = _files_by_stem(args.images, "image")
-    gts = _files_by_stem(args.gt, "ground-truth")
+    images = files_by_stem(args.images, IMAGE_EXTENSIONS, "image")
+    gts = files_by_stem(args.gt, IMAGE_EXTENSIONS, "ground-truth")
     return metadata, {stem: (images[stem], gts[stem]) for stem in gts if stem in images}
 
 

@@ -1,7 +1,7 @@
 """Datasets (catalog, formats), label decoding, the mapper and the data loaders."""
 from segdet.data.catalog import DatasetCatalog, MetadataCatalog, get_dataset_dicts, register_dataset
 from segdet.data.label_codec import LabelCodec
-from segdet.data.metadata import Metadata, load_classes_file
+from segdet.structures.metadata import Metadata, load_classes_file
 
 __all__ = [
     "DatasetCatalog",

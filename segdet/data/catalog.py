@@ -5,7 +5,7 @@ import difflib
 import logging
 from typing import Callable
 
-from segdet.data.metadata import Metadata
+from segdet.structures.metadata import Metadata
 from segdet.errors import DataError
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ import numpy as np
 from tabulate import tabulate
 
 from segdet.data.label_codec import LabelCodec
-from segdet.data.metadata import Metadata
+from segdet.structures.metadata import Metadata
 from segdet.errors import ConfigError, DataError
 from segdet.utils import comm
 from segdet.utils.progress import Progress

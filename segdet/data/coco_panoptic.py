@@ -23,16 +23,17 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from segdet.data.metadata import MAX_CLASSES
+from segdet.structures.metadata import MAX_CLASSES
 from segdet.errors import DataError
 from segdet.utils.progress import Progress
+from segdet.utils.files import atomic_write_text, is_temp_file
+from segdet.utils.image_io import write_image
 
 logger = logging.getLogger(__name__)
 
 UNLABELED_NAME = "unlabeled"
 UNLABELED_COLOR = (0, 0, 0)
 # Temp files of an interrupted run start with this, so a later run can remove them.
-_TMP_PREFIX = ".tmp-"
 
 
 def rgb_to_segment_ids(rgb: np.ndarray) -> np.ndarray:
@@ -127,21 +128,8 @@ def write_classes_file(classes: Sequence[dict], path: str) -> bool:
             "semantic PNGs of one dataset must share one class list. Remove it (and the PNGs converted "
             "with it) or pass another --classes-out"
         )
-    _atomic_write_text(json.dumps(content, indent=1) + "\n", path)
+    atomic_write_text(json.dumps(content, indent=1) + "\n", path)
     return True
-
-
-def _atomic_write_text(text: str, path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f"{_TMP_PREFIX}{os.getpid()}-{os.path.basename(path)}")
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _read_panoptic_png(path: str) -> np.ndarray:
@@ -190,21 +178,8 @@ def convert_panoptic_png(
     unknown = [i for i, s in enumerate(unique) if s != 0 and int(s) not in table]
     classes = values[inverse.reshape(seg_ids.shape)]
     unknown_pixels = int(np.isin(inverse, unknown).sum()) if unknown else 0
-    _atomic_write_png(classes, out_path)
+    write_image(out_path, classes)
     return unknown_pixels
-
-
-def _atomic_write_png(gray: np.ndarray, path: str) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f"{_TMP_PREFIX}{os.getpid()}-{os.path.basename(path)}")
-    try:
-        Image.fromarray(gray).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except OSError as e:
-        raise DataError(f"cannot write {path}: {e}") from None
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 @dataclass
@@ -310,7 +285,7 @@ def _tasks(data: dict, json_file: str, panoptic_root: str, output_root: str, cla
 def _remove_stale_temp_files(folder: str) -> None:
     # Left by a killed run; they are hidden and never read, but they take space.
     for name in os.listdir(folder):
-        if name.startswith(_TMP_PREFIX) and name.endswith(".png"):
+        if is_temp_file(name):
             os.remove(os.path.join(folder, name))
 
 

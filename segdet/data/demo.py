@@ -20,11 +20,12 @@ from typing import Optional
 
 import cv2
 import numpy as np
-import pycocotools.mask as mask_util
 
 from segdet.data.catalog import register_dataset
-from segdet.data.metadata import Metadata
+from segdet.structures.masks import annotation_area, masks_to_rles, rle_box
+from segdet.structures.metadata import Metadata
 from segdet.errors import DataError
+from segdet.utils.files import atomic_write_bytes, atomic_write_text, write_json
 from segdet.utils.progress import Progress
 
 logger = logging.getLogger(__name__)
@@ -287,19 +288,6 @@ def render_demo_image(rng: np.random.Generator, height: int, width: int):
 # Files
 # ---------------------------------------------------------------------------
 
-def _write_bytes(path: str, data: bytes) -> None:
-    """Write through a temp file + rename, so no file is ever half written."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
-def _write_json(path: str, obj) -> None:
-    _write_bytes(path, (json.dumps(obj, indent=1) + "\n").encode("utf-8"))
-
-
 def _encode(ext: str, array: np.ndarray, params: Optional[list[int]] = None) -> bytes:
     if array.ndim == 3:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
@@ -396,8 +384,8 @@ def generate_demo_dataset(
     marker = os.path.join(output_dir, ".complete")
     if os.path.exists(marker):
         os.remove(marker)
-    _write_bytes(os.path.join(output_dir, "README.txt"), _readme(num_images, seed, (height, width)).encode())
-    _write_json(os.path.join(output_dir, "classes.json"), _classes_file())
+    atomic_write_text(_readme(num_images, seed, (height, width)), os.path.join(output_dir, "README.txt"))
+    write_json(_classes_file(), os.path.join(output_dir, "classes.json"), indent=1)
 
     split_rng = np.random.default_rng([seed, 2**31])
     order = split_rng.permutation(num_images)
@@ -430,9 +418,9 @@ def generate_demo_dataset(
         split = SPLITS[split_of[i]]
         stem = f"fruit_{i:04d}"
         image, labels, instances, kinds = render_demo_image(np.random.default_rng([seed, i]), height, width)
-        _write_bytes(os.path.join(output_dir, "images", split, stem + ".jpg"),
-                     _encode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95]))
-        _write_bytes(os.path.join(output_dir, "segmentation", split, stem + ".png"), _encode(".png", labels))
+        atomic_write_bytes(_encode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95]),
+                           os.path.join(output_dir, "images", split, stem + ".jpg"))
+        atomic_write_bytes(_encode(".png", labels), os.path.join(output_dir, "segmentation", split, stem + ".png"))
         coco = cocos[split]
         coco["images"].append({"id": i + 1, "file_name": stem + ".jpg", "height": height, "width": width})
         split_ids[split].append(stem)
@@ -440,14 +428,14 @@ def generate_demo_dataset(
             visible = instances == k
             if int(visible.sum()) < MIN_INSTANCE_AREA:
                 continue
-            rle = mask_util.encode(np.asfortranarray(visible.astype(np.uint8)))
+            rle = masks_to_rles(visible[None])[0]
             coco["annotations"].append({
                 "id": next_ann_id,
                 "image_id": i + 1,
                 "category_id": coco_cat[kind],
-                "segmentation": {"size": [height, width], "counts": rle["counts"].decode("ascii")},
-                "area": float(mask_util.area(rle)),
-                "bbox": [float(v) for v in mask_util.toBbox(rle)],
+                "segmentation": rle,
+                "area": annotation_area(rle),
+                "bbox": rle_box(rle),
                 "iscrowd": 0,
             })
             next_ann_id += 1
@@ -456,9 +444,9 @@ def generate_demo_dataset(
         progress.step()
 
     for split in SPLITS:
-        _write_json(os.path.join(output_dir, "annotations", f"instances_{split}.json"), cocos[split])
+        write_json(cocos[split], os.path.join(output_dir, "annotations", f"instances_{split}.json"), indent=1)
     # the layout of segdet.data.split's split files
-    _write_json(os.path.join(output_dir, "split.json"), {**split_ids, "seed": int(seed)})
+    write_json({**split_ids, "seed": int(seed)}, os.path.join(output_dir, "split.json"), indent=1)
     summary = {
         "output_dir": os.path.abspath(output_dir),
         "version": DEMO_VERSION,
@@ -469,8 +457,8 @@ def generate_demo_dataset(
         "instances_per_split": per_split_instances,
         "instances_per_class": per_class,
     }
-    _write_json(marker, {"generator": GENERATOR, "version": DEMO_VERSION, "num_images": num_images,
-                         "seed": int(seed), "image_size": [height, width]})
+    write_json({"generator": GENERATOR, "version": DEMO_VERSION, "num_images": num_images,
+                "seed": int(seed), "image_size": [height, width]}, marker, indent=1)
     return summary
 
 

@@ -1,13 +1,13 @@
 """Turn label files into class-id maps (the segmentation_image) and back."""
 from __future__ import annotations
 
-import os
 
 import numpy as np
 from PIL import Image
 
-from segdet.data.metadata import Metadata
+from segdet.structures.metadata import Metadata
 from segdet.errors import DataError
+from segdet.utils.files import atomic_write
 from segdet.utils.image_io import read_label_array, write_image
 
 _UNKNOWN = -1
@@ -101,7 +101,6 @@ class LabelCodec:
         """Write a class-id map as a label file of this dataset's format (PNG)."""
         encoded = self.encode(class_ids)
         if isinstance(encoded, Image.Image):
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            encoded.save(path)
+            atomic_write(path, lambda tmp: encoded.save(tmp, format="PNG"))
         else:
             write_image(path, encoded)

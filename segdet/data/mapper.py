@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import copy
 import logging
-import warnings
 from typing import Any, Optional, Sequence
 
 import numpy as np
-import pycocotools.mask as mask_util
 import torch
 
 from segdet.config.experiment import instances_enabled, metadata_for_config
 from segdet.data.class_weights import weight_image
 from segdet.data.label_codec import LabelCodec
-from segdet.data.metadata import Metadata
+from segdet.structures.metadata import Metadata
 from segdet.data.transforms.augmentation import Augmentation, apply_augmentations, with_segmentation_fill
 from segdet.errors import ConfigError, DataError
+from segdet.structures.instances import Instances
+from segdet.structures.masks import mask_boxes, segmentation_to_mask
 from segdet.utils.image_io import read_image
 
 logger = logging.getLogger(__name__)
@@ -37,8 +37,8 @@ class DatasetMapper:
     extended with `image` (uint8 3xHxW RGB, after the augmentations) and, in training,
     `sem_seg` (int64 HxW, ignore-class and padding pixels = `ignore_value`), `weight`
     (float32 HxW, class weight per pixel, 0 on ignore pixels) and, with `instances_on`,
-    `instances` (`boxes` float32 Nx4 XYXY, `classes` int64 class ids, `masks` uint8 NxHxW;
-    the raw `annotations` are then dropped). `height` and `width` are the original image size.
+    `instances` (an `Instances` with `gt_boxes` float32 Nx4 XYXY, `gt_classes` int64 class
+    ids, `gt_masks` uint8 NxHxW; the raw `annotations` are then dropped). `height` and `width` are the original image size.
     At test time the labels are not read: the evaluators read them, at the original size.
     """
 
@@ -187,58 +187,26 @@ class DatasetMapper:
                     f"image {file_name}: annotation {k} has category_id {cat}, which is not a thing class "
                     f"(thing classes: {sorted(self._thing_ids)}, {self.metadata.class_names})"
                 )
-            masks.append(_annotation_mask(ann.get("segmentation"), h, w, f"image {file_name}: annotation {k}"))
+            where = f"image {file_name}: annotation {k}"
+            if ann.get("segmentation") is None:
+                raise DataError(f"{where} has no 'segmentation'; instance masks need polygons or RLE")
+            masks.append(segmentation_to_mask(ann["segmentation"], h, w, where).astype(np.uint8))
             classes.append(int(cat))
         return classes, masks
 
-    def _transform_instances(self, instances, transforms, size: tuple[int, int]) -> dict[str, torch.Tensor]:
+    def _transform_instances(self, instances, transforms, size: tuple[int, int]) -> Instances:
         classes, masks = instances
         mask_tfm = with_segmentation_fill(transforms, 0)
-        kept_classes, kept_masks, boxes = [], [], []
-        for cat, mask in zip(classes, masks):
-            mask = np.asarray(mask_tfm.apply_segmentation(mask), dtype=np.uint8)
-            ys, xs = np.nonzero(mask)
-            if ys.size == 0:  # cropped or rotated out of the image
-                continue
-            kept_classes.append(cat)
-            kept_masks.append(mask)
-            boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
         h, w = size
-        return {
-            "boxes": torch.tensor(np.asarray(boxes, dtype=np.float32).reshape(-1, 4)),
-            "classes": torch.tensor(kept_classes, dtype=torch.int64),
-            "masks": torch.from_numpy(np.stack(kept_masks) if kept_masks else np.zeros((0, h, w), np.uint8)),
-        }
-
-
-def _annotation_mask(segmentation: Any, h: int, w: int, where: str) -> np.ndarray:
-    """HxW uint8 0/1 mask of a COCO polygon list or RLE (compressed or not)."""
-    if segmentation is None:
-        raise DataError(f"{where} has no 'segmentation'; instance masks need polygons or RLE")
-    try:
-        if isinstance(segmentation, list):
-            polygons = [np.asarray(p, dtype=np.float64).ravel() for p in segmentation]
-            bad = [len(p) for p in polygons if len(p) < 6 or len(p) % 2]
-            if not polygons or bad:
-                raise DataError(
-                    f"{where}: polygons need an even number >= 6 of coordinates (x, y pairs); got {bad or 'none'}"
-                )
-            rle = mask_util.merge(mask_util.frPyObjects([p.tolist() for p in polygons], h, w))
-        elif isinstance(segmentation, dict):
-            size = [int(v) for v in segmentation.get("size", [])]
-            if size != [h, w]:
-                raise DataError(f"{where}: RLE size {size} differs from the image size [{h}, {w}]")
-            counts = segmentation.get("counts")
-            rle = mask_util.frPyObjects(segmentation, h, w) if isinstance(counts, list) else dict(segmentation)
-        else:
-            raise DataError(
-                f"{where}: 'segmentation' must be polygons (list) or RLE (dict), got {type(segmentation).__name__}"
-            )
-        with warnings.catch_warnings():
-            # pycocotools' decode trips numpy 2's __array__(copy=...) deprecation on every call.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return np.ascontiguousarray(mask_util.decode(rle), dtype=np.uint8)
-    except DataError:
-        raise
-    except Exception as e:  # pycocotools raises bare TypeError/ValueError on malformed input
-        raise DataError(f"{where}: cannot decode 'segmentation': {e}") from None
+        transformed = np.zeros((len(masks), h, w), dtype=np.uint8)
+        for k, mask in enumerate(masks):
+            transformed[k] = mask_tfm.apply_segmentation(mask)
+        # Instances cropped or rotated out of the image are dropped.
+        keep = transformed.reshape(len(masks), -1).any(axis=1)
+        transformed = transformed[keep]
+        return Instances(
+            (h, w),
+            gt_boxes=torch.from_numpy(mask_boxes(transformed)),
+            gt_classes=torch.tensor(classes, dtype=torch.int64)[torch.from_numpy(keep)],
+            gt_masks=torch.from_numpy(transformed),
+        )

@@ -5,7 +5,7 @@ own name (the catalog writes the name into the object it is given).
 """
 from __future__ import annotations
 
-from segdet.data.metadata import Metadata, default_palette
+from segdet.structures.metadata import Metadata, default_palette
 
 VOC2012_CLASS_NAMES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",

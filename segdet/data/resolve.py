@@ -6,7 +6,7 @@ from typing import Sequence
 
 from segdet.config.experiment import check_config_matches, metadata_for_config
 from segdet.data.catalog import MetadataCatalog
-from segdet.data.metadata import Metadata
+from segdet.structures.metadata import Metadata
 from segdet.errors import ConfigError
 
 

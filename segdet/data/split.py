@@ -12,11 +12,11 @@ import logging
 import math
 import os
 import random
-import tempfile
 from collections import Counter
 from typing import Iterable, Optional
 
 from segdet.errors import DataError
+from segdet.utils.files import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -119,18 +119,7 @@ def write_split_file(path: str, splits: dict[str, list[str]], seed: Optional[int
     content: dict = dict(clean)
     if seed is not None:
         content[_SEED_KEY] = seed
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".split-", suffix=".json.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(content, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_json(content, path, indent=1)
 
 
 def read_split_file(path: str) -> dict[str, list[str]]:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import yaml
 
-from segdet.checkpoint import atomic_write_text
+from segdet.utils.files import atomic_write_text
 from segdet.utils import comm
 from segdet.utils.logger import setup_logger
 

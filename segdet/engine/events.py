@@ -10,6 +10,8 @@ from typing import Any
 
 from fvcore.common.history_buffer import HistoryBuffer
 
+from segdet.utils.files import atomic_write_text
+
 logger = logging.getLogger("segdet.engine")
 
 
@@ -85,10 +87,7 @@ class JSONWriter:
         with open(self.path) as f:
             lines = [line for line in f if line.strip()]
         kept = [line for line in lines if json.loads(line).get("iteration", -1) < start_iter]
-        tmp = f"{self.path}.tmp-{os.getpid()}"
-        with open(tmp, "w") as f:
-            f.writelines(kept)
-        os.replace(tmp, self.path)
+        atomic_write_text("".join(kept), self.path)
 
     def write(self, storage: EventStorage) -> None:
         by_iter: dict[int, dict[str, float]] = {}

@@ -13,7 +13,8 @@ from typing import Any, Callable
 
 from fvcore.common.checkpoint import PeriodicCheckpointer as _FvPeriodicCheckpointer
 
-from segdet.checkpoint import SegdetCheckpointer, atomic_write_text, rng_state
+from segdet.checkpoint import SegdetCheckpointer, rng_state
+from segdet.utils.files import atomic_write_text
 from segdet.engine.events import flatten_results
 from segdet.engine.train_loop import HookBase, TrainingStopped
 from segdet.utils import comm

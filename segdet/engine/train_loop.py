@@ -14,6 +14,7 @@ import torch.distributed as dist
 from torch import nn
 
 from segdet.engine.events import EventStorage
+from segdet.errors import NonFiniteLossError
 from segdet.utils import comm
 
 logger = logging.getLogger("segdet.engine")
@@ -96,10 +97,6 @@ class TrainerBase(abc.ABC):
     @abc.abstractmethod
     def run_step(self) -> None:
         """One training iteration."""
-
-
-class NonFiniteLossError(FloatingPointError):
-    """A loss became NaN or infinite; training must stop."""
 
 
 class SimpleTrainer(TrainerBase):

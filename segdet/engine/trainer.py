@@ -15,7 +15,7 @@ from segdet.data.build import build_test_loader, build_train_loader
 from segdet.data.catalog import get_dataset_dicts
 from segdet.data.class_weights import resolve_class_weights
 from segdet.data.mapper import DatasetMapper
-from segdet.data.metadata import Metadata
+from segdet.structures.metadata import Metadata
 from segdet.config.experiment import instances_enabled
 from segdet.data.resolve import resolve_metadata
 from segdet.engine import hooks

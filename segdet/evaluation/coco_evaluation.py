@@ -6,19 +6,18 @@ import copy
 import io
 import logging
 import os
-import warnings
-from typing import Any, Optional
+from typing import Optional
 
-import numpy as np
-import pycocotools.mask as mask_util
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from segdet.data.boxes import to_xyxy
-from segdet.data.metadata import Metadata
 from segdet.errors import DataError
-from segdet.evaluation.evaluator import DatasetEvaluator, to_numpy
-from segdet.evaluation.results import write_json
+from segdet.evaluation.evaluator import DatasetEvaluator
+from segdet.utils.files import write_json
+from segdet.structures.boxes import to_xyxy
+from segdet.structures.coco import instances_to_coco_results
+from segdet.structures.masks import annotation_area, segmentation_to_rle, valid_polygons
+from segdet.structures.metadata import Metadata
 from segdet.utils import comm
 
 logger = logging.getLogger(__name__)
@@ -40,43 +39,6 @@ def _pycocotools_to_log(level: int = logging.DEBUG):
             logger.log(level, "pycocotools:\n%s", text)
 
 
-def instances_to_coco_results(instances: dict, image_id: Any) -> list[dict]:
-    """COCO result dicts of one image's predicted instances.
-
-    Args:
-        instances: {pred_boxes Nx4 XYXY, scores N, pred_classes N (class ids), pred_masks NxHxW?}.
-        image_id: stored as each result's `image_id`.
-    Returns:
-        [{image_id, category_id (the class id), bbox XYWH, score, segmentation (RLE, counts str)?}].
-    """
-    boxes = to_numpy(instances["pred_boxes"]).astype(np.float64).reshape(-1, 4)
-    scores = to_numpy(instances["scores"]).astype(np.float64).reshape(-1)
-    classes = to_numpy(instances["pred_classes"]).astype(np.int64).reshape(-1)
-    if not len(boxes) == len(scores) == len(classes):
-        raise DataError(f"image {image_id}: predicted instances have {len(boxes)} boxes, {len(scores)} scores "
-                        f"and {len(classes)} classes")
-    rles = None
-    if instances.get("pred_masks") is not None and len(boxes):
-        masks = to_numpy(instances["pred_masks"])
-        if masks.dtype != np.bool_:
-            masks = masks >= 0.5
-        # COCO's RLE wants column-major HxWxN uint8.
-        rles = mask_util.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
-    results = []
-    for k in range(len(boxes)):
-        x0, y0, x1, y1 = boxes[k]
-        result = {
-            "image_id": image_id,
-            "category_id": int(classes[k]),
-            "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
-            "score": float(scores[k]),
-        }
-        if rles is not None:
-            result["segmentation"] = {"size": list(rles[k]["size"]), "counts": rles[k]["counts"].decode("ascii")}
-        results.append(result)
-    return results
-
-
 def _annotation_to_coco(ann: dict, height: int, width: int, where: str) -> dict:
     """One dataset-dict annotation as a COCO annotation (without ids)."""
     try:
@@ -90,27 +52,9 @@ def _annotation_to_coco(ann: dict, height: int, width: int, where: str) -> dict:
         return coco_ann
     rle = segmentation_to_rle(seg, height, width, where)
     # Polygons stay polygons (as in a COCO json); RLE is stored compressed.
-    coco_ann["segmentation"] = seg if isinstance(seg, list) else rle
-    coco_ann["area"] = float(mask_util.area(rle))
+    coco_ann["segmentation"] = valid_polygons(seg) if isinstance(seg, list) else rle
+    coco_ann["area"] = annotation_area(rle)
     return coco_ann
-
-
-def segmentation_to_rle(seg: Any, height: int, width: int, where: str = "annotation") -> dict:
-    """A dataset-dict segmentation (polygons, or RLE compressed or not) as compressed RLE, counts str."""
-    if isinstance(seg, list):
-        polygons = [[float(v) for v in p] for p in seg if len(p) >= 6]
-        if not polygons:
-            raise DataError(f"{where}: a polygon segmentation needs at least 3 points")
-        rle = mask_util.merge(mask_util.frPyObjects(polygons, height, width))
-    elif isinstance(seg, dict) and "counts" in seg and "size" in seg:
-        rle = mask_util.frPyObjects(seg, *seg["size"]) if isinstance(seg["counts"], list) else dict(seg)
-        if list(rle["size"]) != [height, width]:
-            raise DataError(f"{where}: RLE size {list(rle['size'])} differs from the image size {[height, width]}")
-    else:
-        raise DataError(f"{where}: segmentation must be polygons (list of lists) or an RLE dict")
-    counts = rle["counts"]
-    return {"size": [int(v) for v in rle["size"]],
-            "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
 
 
 def convert_to_coco_dict(dataset_dicts: list[dict], metadata: Metadata) -> tuple[dict, dict[str, int]]:
@@ -156,15 +100,6 @@ def coco_from_dict(coco_dict: dict) -> COCO:
     with _pycocotools_to_log():
         coco.createIndex()
     return coco
-
-
-def segmentation_to_mask(seg: Any, height: int, width: int, where: str = "annotation") -> np.ndarray:
-    """A dataset-dict segmentation as an HxW bool mask."""
-    rle = segmentation_to_rle(seg, height, width, where)
-    with warnings.catch_warnings():
-        # pycocotools' decode trips numpy 2's copy-keyword deprecation; the result is right.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return mask_util.decode(rle).astype(bool)
 
 
 def _all_have_masks(coco: COCO) -> bool:
@@ -255,7 +190,7 @@ class COCOEvaluator(DatasetEvaluator):
                 "image_id": image_id,
                 "file_name": inp.get("file_name", ""),
                 "coco_image_id": inp.get("coco_image_id"),
-                "has_masks": out["instances"].get("pred_masks") is not None,
+                "has_masks": out["instances"].has("pred_masks"),
                 "results": results,
             }
             if not self._uses_json():

@@ -1,7 +1,6 @@
 """A pixel confusion matrix as a heat-map picture (HALCON's dev_display_segmentation_evaluation)."""
 from __future__ import annotations
 
-import os
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
@@ -9,6 +8,8 @@ import numpy as np
 # of a user's session (e.g. a notebook) is left alone.
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from segdet.utils.files import atomic_write
 
 # Above this many classes the cells are too small to hold numbers.
 _MAX_ANNOTATED = 30
@@ -66,8 +67,4 @@ def plot_confusion_matrix(
                 ax.text(c, r, f"{counts[r, c]}\n{100 * shares[r, c]:.1f}%", ha="center", va="center",
                         fontsize=7, color=color)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100))

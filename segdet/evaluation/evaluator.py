@@ -2,22 +2,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
-import numpy as np
 import torch
 
 from segdet.utils import comm
 from segdet.utils.progress import Progress
 
 logger = logging.getLogger(__name__)
-
-
-def to_numpy(value: Any) -> np.ndarray:
-    """A torch tensor (any device) or array-like as a numpy array."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
 
 
 class DatasetEvaluator:
@@ -125,4 +117,4 @@ def inference_on_dataset(
     return results if results is not None else {}
 
 
-__all__ = ["DatasetEvaluator", "DatasetEvaluators", "inference_on_dataset", "to_numpy"]
+__all__ = ["DatasetEvaluator", "DatasetEvaluators", "inference_on_dataset"]

@@ -6,7 +6,7 @@ from typing import Optional
 import numpy as np
 
 from segdet.data.label_codec import LabelCodec
-from segdet.data.metadata import Metadata
+from segdet.structures.metadata import Metadata
 
 
 class GroundTruthLabels:

@@ -26,12 +26,13 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from segdet.data.metadata import Metadata
+from segdet.structures.metadata import Metadata
 from segdet.errors import DataError
-from segdet.evaluation.coco_evaluation import segmentation_to_mask
-from segdet.evaluation.evaluator import DatasetEvaluator, to_numpy
+from segdet.evaluation.evaluator import DatasetEvaluator
 from segdet.evaluation.ground_truth import GroundTruthLabels
+from segdet.structures.masks import segmentation_to_mask
 from segdet.utils import comm
+from segdet.utils.arrays import to_numpy
 
 logger = logging.getLogger(__name__)
 

@@ -1,9 +1,7 @@
 """Results: choose the evaluators for a dataset, print the results as tables, save them as JSON."""
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 from typing import Any, Optional, Sequence
 
@@ -11,9 +9,10 @@ import numpy as np
 from tabulate import tabulate
 
 from segdet.config.experiment import instances_enabled, panoptic_enabled
-from segdet.data.metadata import Metadata
+from segdet.structures.metadata import Metadata
 from segdet.evaluation.evaluator import DatasetEvaluator, DatasetEvaluators, inference_on_dataset
 from segdet.utils import comm
+from segdet.utils.files import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -144,31 +143,6 @@ def print_results(results: dict, dataset_name: str = "", class_names: Optional[S
         text += "\n\nper class (-: class absent from the ground truth, or ignored):\n" + \
             format_class_table(results["sem_seg"], class_names, ignore_class_ids)
     logger.info("Evaluation results%s:\n%s", f" on {dataset_name}" if dataset_name else "", text)
-
-
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _json_ready(value.tolist())
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        # Strict JSON has no NaN: write null.
-        return None if math.isnan(float(value)) else float(value)
-    return value
-
-
-def write_json(data: Any, path: str, indent: Optional[int] = 2) -> str:
-    """Write JSON atomically (temp file + rename); numpy values are converted, NaN becomes null."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(_json_ready(data), f, indent=indent)
-    os.replace(tmp, path)
-    return path
 
 
 def save_results(results: dict, output_dir: str, dataset_name: str, filename: str = RESULTS_FILE) -> Optional[str]:

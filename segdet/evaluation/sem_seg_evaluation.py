@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 
 from segdet.data.label_codec import LabelCodec
-from segdet.data.metadata import Metadata
+from segdet.structures.metadata import Metadata
 from segdet.errors import ConfigError, DataError
-from segdet.evaluation.evaluator import DatasetEvaluator, to_numpy
+from segdet.evaluation.evaluator import DatasetEvaluator
 from segdet.evaluation.ground_truth import GroundTruthLabels
-from segdet.evaluation.results import write_json
+from segdet.utils.files import files_by_stem, write_json
 from segdet.evaluation.sem_seg_measures import (
     boundary_counts,
     boundary_iou_measures,
@@ -26,6 +26,7 @@ from segdet.evaluation.sem_seg_measures import (
     segmentation_measures,
 )
 from segdet.utils import comm
+from segdet.utils.arrays import to_numpy
 from segdet.utils.image_io import IMAGE_EXTENSIONS
 from segdet.utils.progress import Progress
 
@@ -200,22 +201,6 @@ class SemSegEvaluator(DatasetEvaluator):
             logger.info("per-image measures (worst first): %s", path)
 
 
-def _files_by_stem(folder: str, what: str) -> dict[str, str]:
-    if not os.path.isdir(folder):
-        raise DataError(f"{what} folder not found: {folder}")
-    found: dict[str, str] = {}
-    for name in sorted(os.listdir(folder)):
-        stem, ext = os.path.splitext(name)
-        path = os.path.join(folder, name)
-        if ext.lower() not in IMAGE_EXTENSIONS or not os.path.isfile(path):
-            continue
-        if stem in found:
-            raise DataError(f"{what} folder {folder}: two files share the name '{stem}': "
-                            f"{os.path.basename(found[stem])} and {name}")
-        found[stem] = path
-    return found
-
-
 def _list_names(paths: list[str], limit: int = 20) -> str:
     shown = ", ".join(paths[:limit])
     return shown + (f" ... and {len(paths) - limit} more" if len(paths) > limit else "")
@@ -245,8 +230,8 @@ def evaluate_prediction_folders(
     Raises:
         DataError: listing every problem found.
     """
-    gts = _files_by_stem(gt_dir, "ground-truth")
-    preds = _files_by_stem(pred_dir, "prediction")
+    gts = files_by_stem(gt_dir, IMAGE_EXTENSIONS, "ground-truth")
+    preds = files_by_stem(pred_dir, IMAGE_EXTENSIONS, "prediction")
     if not gts:
         raise DataError(f"ground-truth folder {gt_dir} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
     problems = []

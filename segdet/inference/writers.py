@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from typing import Any
 
-import cv2
 import numpy as np
 
 from segdet.data.label_codec import LabelCodec
-from segdet.data.metadata import Metadata
+from segdet.structures.metadata import Metadata
 from segdet.errors import ConfigError, DataError
+from segdet.structures.coco import instances_to_coco_results
+from segdet.utils.arrays import to_numpy
+from segdet.utils.files import atomic_write, write_json
 from segdet.utils.image_io import write_image
 
 logger = logging.getLogger(__name__)
@@ -21,13 +22,6 @@ logger = logging.getLogger(__name__)
 SEGMENTATION_FORMATS = ("gray", "blue", "palette", "rgb")
 CONFIDENCE_FORMATS = ("png", "tiff", "npy")
 CONFIDENCE_EXTENSIONS = {"png": ".png", "tiff": ".tiff", "npy": ".npy"}
-
-
-def to_numpy(value: Any) -> np.ndarray:
-    """A torch tensor (any device) or array-like as a numpy array (torch is not imported here)."""
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
 
 
 def segmentation_format(metadata: Metadata, label_format: str | None = None) -> str:
@@ -82,15 +76,15 @@ def write_confidence(path: str, confidence: Any, fmt: str = "png") -> str:
     values = to_numpy(confidence).astype(np.float32)
     if values.ndim != 2:
         raise DataError(f"segmentation_confidence for {path} has shape {values.shape}; expected (H, W)")
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     if fmt == "npy":
-        with open(path, "wb") as f:  # a file object: np.save would otherwise append ".npy"
-            np.save(f, values)
-        return path
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as f:  # a file object: np.save would otherwise append ".npy"
+                np.save(f, values)
+
+        return atomic_write(path, write)
     if fmt == "png":
         values = np.rint(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8)
-    if not cv2.imwrite(path, values):
-        raise DataError(f"cannot write confidence image {path} (is the extension .{fmt}?)")
+    write_image(path, values)
     return path
 
 
@@ -106,7 +100,7 @@ def write_overlay(path: str, image: np.ndarray, output: dict, metadata: Metadata
 
     instances = output.get("instances")
     if instances is not None:
-        instances = {k: to_numpy(v) for k, v in instances.items()}
+        instances = instances.numpy()
     picture = draw_overlay(image, to_numpy(output["segmentation_image"]), metadata, instances=instances,
                            alpha=alpha, score_threshold=score_threshold)
     write_image(path, np.ascontiguousarray(picture, dtype=np.uint8))
@@ -130,8 +124,6 @@ class CocoResultsWriter:
 
     def add(self, image_id: Any, instances: dict) -> int:
         """Add one image's instances; returns how many there were."""
-        from segdet.evaluation.coco_evaluation import instances_to_coco_results
-
         results = instances_to_coco_results(instances, image_id)
         self.results.extend(results)
         self.num_images += 1
@@ -139,6 +131,4 @@ class CocoResultsWriter:
 
     def write(self) -> str:
         """Write the json atomically (an empty list when no instance was found)."""
-        from segdet.evaluation.results import write_json
-
         return write_json(self.results, self.path, indent=None)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from segdet.config.experiment import check_config_matches, instances_enabled
-from segdet.data.metadata import Metadata
+from segdet.structures.metadata import Metadata
 from segdet.errors import ConfigError
 from segdet.modeling.meta_arch import META_ARCH_REGISTRY
 

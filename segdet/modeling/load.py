@@ -22,7 +22,7 @@ from torch import nn
 from segdet.checkpoint import SegdetCheckpointer, load_checkpoint_file, to_segdet_state_dict
 from segdet.config import load_config
 from segdet.config.experiment import metadata_for_config
-from segdet.data.metadata import Metadata
+from segdet.structures.metadata import Metadata
 from segdet.errors import CheckpointError, ConfigError, DataError
 from segdet.modeling.build import build_model
 

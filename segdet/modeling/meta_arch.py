@@ -210,14 +210,15 @@ class PanopticFPN(SemanticSegmentor):
         )
 
     def _instance_targets(self, batched_inputs: list[dict]) -> list[dict[str, torch.Tensor]]:
+        """Each input's `instances` as torchvision's detection targets (labels 1..K)."""
         targets = []
         for x in batched_inputs:
             inst = x["instances"]
             h, w = x["image"].shape[-2:]
-            masks = inst["masks"].to(self.device)
+            masks = inst.gt_masks.to(self.device)
             targets.append({
-                "boxes": inst["boxes"].to(self.device, torch.float32).reshape(-1, 4),
-                "labels": self.class_to_label[inst["classes"].to(self.device)],
+                "boxes": inst.gt_boxes.to(self.device, torch.float32).reshape(-1, 4),
+                "labels": self.class_to_label[inst.gt_classes.to(self.device)],
                 "masks": masks if len(masks) else masks.new_zeros((0, h, w)),
             })
         return targets

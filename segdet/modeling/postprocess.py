@@ -5,6 +5,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torchvision.models.detection.roi_heads import paste_masks_in_image
+from torchvision.ops import clip_boxes_to_image
+
+from segdet.structures.instances import Instances
 
 
 def sem_seg_postprocess(logits: torch.Tensor, image_size: tuple[int, int], output_height: int,
@@ -71,34 +74,30 @@ def segmentation_from_scores(scores: torch.Tensor, ignore_class_ids: list[int] =
 
 
 def detector_postprocess(detections: dict[str, torch.Tensor], image_size: tuple[int, int], output_height: int,
-                         output_width: int, thing_class_ids: list[int], mask_threshold: float = 0.5) -> dict:
-    """Scale boxes from the network's input size to the original size, paste masks there, and
-    turn torchvision's labels (1..K) into class ids."""
+                         output_width: int, thing_class_ids: list[int], mask_threshold: float = 0.5) -> Instances:
+    """torchvision's detections of one image as `Instances` at the original size: boxes scaled
+    from the network's input size and clipped, masks pasted there, torchvision's labels (1..K)
+    turned into class ids."""
     scale_y = output_height / image_size[0]
     scale_x = output_width / image_size[1]
-    boxes = detections["boxes"].clone()
-    boxes[:, 0::2] *= scale_x
-    boxes[:, 1::2] *= scale_y
-    boxes[:, 0::2] = boxes[:, 0::2].clamp(0, output_width)
-    boxes[:, 1::2] = boxes[:, 1::2].clamp(0, output_height)
+    boxes = detections["boxes"]
+    boxes = boxes * torch.tensor([scale_x, scale_y, scale_x, scale_y], dtype=boxes.dtype, device=boxes.device)
+    boxes = clip_boxes_to_image(boxes, (output_height, output_width))
     class_map = torch.tensor(thing_class_ids, dtype=torch.int64, device=boxes.device)
-    result = {
-        "pred_boxes": boxes,
-        "scores": detections["scores"],
-        "pred_classes": class_map[detections["labels"] - 1] if len(boxes) else detections["labels"],
-    }
+    labels = detections["labels"]
+    result = Instances((output_height, output_width), pred_boxes=boxes, scores=detections["scores"],
+                       pred_classes=class_map[labels - 1] if len(boxes) else labels)
     if "masks" in detections:
-        masks = detections["masks"]
         if len(boxes):
-            pasted = paste_masks_in_image(masks, boxes, (output_height, output_width), padding=1)
-            result["pred_masks"] = pasted[:, 0] > mask_threshold
+            pasted = paste_masks_in_image(detections["masks"], boxes, (output_height, output_width), padding=1)
+            result.set("pred_masks", pasted[:, 0] > mask_threshold)
         else:
-            result["pred_masks"] = torch.zeros((0, output_height, output_width), dtype=torch.bool,
-                                               device=boxes.device)
+            result.set("pred_masks", torch.zeros((0, output_height, output_width), dtype=torch.bool,
+                                                 device=boxes.device))
     return result
 
 
-def combine_semantic_and_instances(instances: dict, segmentation_image: torch.Tensor, overlap_threshold: float,
+def combine_semantic_and_instances(instances: Instances, segmentation_image: torch.Tensor, overlap_threshold: float,
                                    stuff_area_threshold: int, instances_score_threshold: float,
                                    stuff_class_ids: list[int]) -> tuple[torch.Tensor, list[dict]]:
     """Panoptic FPN's fusion (detectron2's `combine_semantic_and_instance_outputs`): instances
@@ -114,9 +113,9 @@ def combine_semantic_and_instances(instances: dict, segmentation_image: torch.Te
     next_id = 1
     masks = instances.get("pred_masks")
     if masks is not None and len(masks):
-        order = torch.argsort(instances["scores"], descending=True)
+        order = torch.argsort(instances.scores, descending=True)
         for idx in order.tolist():
-            score = float(instances["scores"][idx])
+            score = float(instances.scores[idx])
             if score < instances_score_threshold:
                 break
             mask = masks[idx]
@@ -130,7 +129,7 @@ def combine_semantic_and_instances(instances: dict, segmentation_image: torch.Te
                 continue
             panoptic_seg[free] = next_id
             segments_info.append({"id": next_id, "isthing": True, "score": score,
-                                  "category_id": int(instances["pred_classes"][idx]),
+                                  "category_id": int(instances.pred_classes[idx]),
                                   "instance_id": idx, "area": free_area})
             next_id += 1
     for class_id in stuff_class_ids:

@@ -7,14 +7,12 @@ import logging
 import sys
 from typing import Any, Callable
 
-from segdet.errors import SegdetError
+from segdet.errors import NonFiniteLossError, SegdetError
 
 
 def run_cli(main: Callable[[], Any]) -> Any:
     """Call `main()`; a SegdetError (bad config, data or model file) exits with status 2 and its
     message, a stop on a non-finite loss with status 1."""
-    from segdet.engine.train_loop import NonFiniteLossError
-
     try:
         return main()
     except SegdetError as e:

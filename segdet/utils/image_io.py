@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from segdet.errors import DataError
+from segdet.utils.files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +111,11 @@ def read_label_array(path: str, label_format: str) -> np.ndarray:
 
 
 def write_image(path: str, rgb: np.ndarray) -> None:
-    """Write an RGB (or gray) uint8 array; the format follows the extension."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    array = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if rgb.ndim == 3 else rgb
-    if not cv2.imwrite(path, array):
-        raise DataError(f"cannot write image {path}")
+    """Write an RGB (or gray) uint8 or uint16 array, atomically; the format follows the extension."""
+    array = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR) if rgb.ndim == 3 and rgb.shape[2] == 3 else rgb
+
+    def write(tmp: str) -> None:
+        if not cv2.imwrite(tmp, array):
+            raise DataError(f"cannot write image {path} (is '{os.path.splitext(path)[1]}' an image extension?)")
+
+    atomic_write(path, write)

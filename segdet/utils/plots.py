@@ -20,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from segdet.errors import DataError
+from segdet.utils.files import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +36,7 @@ _NOT_PLOTTED = {"iteration", "time", "data_time", "eta_seconds"}
 
 def _save(fig: Figure, path: str, dpi: int = 100) -> str:
     """Write a figure atomically (temp file + rename), creating folders."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    fig.savefig(tmp, dpi=dpi)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi))
 
 
 def _new_figure(width: float, height: float) -> Figure:

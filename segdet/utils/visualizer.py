@@ -14,15 +14,17 @@ with a dark outline); work is vectorized, so a 2000x2000 overlay takes a fractio
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any, Iterable, Optional, Sequence
 
 import cv2
 import numpy as np
 
-from segdet.data.boxes import BoxMode, to_xyxy
-from segdet.data.metadata import Metadata
+from segdet.structures.boxes import BoxMode, to_xyxy
+from segdet.structures.instances import Instances
+from segdet.structures.masks import mask_boxes, segmentation_to_mask
+from segdet.structures.metadata import Metadata
 from segdet.errors import DataError
+from segdet.utils.arrays import to_numpy
 
 Color = tuple[int, int, int]
 
@@ -44,13 +46,6 @@ _OTHER = 255
 
 # ----------------------------------------------------------------------------- helpers
 
-def _to_numpy(value: Any) -> np.ndarray:
-    """numpy array from a numpy array, list or torch tensor (without importing torch)."""
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
-
-
 def _luma(color: Sequence[int]) -> float:
     r, g, b = (float(v) for v in color)
     return 0.299 * r + 0.587 * g + 0.114 * b
@@ -67,7 +62,7 @@ def _pattern_size(height: int, width: int) -> int:
 
 
 def _check_image(image: Any, what: str = "image") -> np.ndarray:
-    image = _to_numpy(image)
+    image = to_numpy(image)
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)
     if image.ndim != 3 or image.shape[2] not in (3, 4):
@@ -80,7 +75,7 @@ def _check_image(image: Any, what: str = "image") -> np.ndarray:
 
 
 def _check_segmentation(segmentation_image: Any, what: str = "segmentation_image") -> np.ndarray:
-    seg = _to_numpy(segmentation_image)
+    seg = to_numpy(segmentation_image)
     if seg.ndim != 2:
         raise DataError(f"{what} has shape {seg.shape}; expected HxW class ids")
     if seg.dtype.kind not in "iub":
@@ -347,14 +342,6 @@ def _mask_outline(image: np.ndarray, mask: np.ndarray, color: Color, thickness: 
     cv2.drawContours(image, contours, -1, color, thickness, cv2.LINE_8)
 
 
-def _mask_box(mask: np.ndarray) -> Optional[np.ndarray]:
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], dtype=np.float64)
-
-
 def _box_label(image: np.ndarray, text: str, box: Sequence[float], color: Sequence[int]) -> None:
     """A label at the top of a box, above it where there is room, else just inside it: white
     text on a dark shade of the class color, readable on any image."""
@@ -397,21 +384,21 @@ def draw_instances(
         A copy of the image with the outlines and labels.
     """
     out = _check_image(image).copy()
-    masks = _to_numpy(masks)
-    class_ids = [int(c) for c in _to_numpy(class_ids).reshape(-1)]
+    masks = to_numpy(masks)
+    class_ids = [int(c) for c in to_numpy(class_ids).reshape(-1)]
     if masks.size == 0 or not class_ids:
         return out
     if masks.ndim != 3 or masks.shape[1:] != out.shape[:2]:
         raise DataError(f"instance masks have shape {masks.shape}; expected Nx{out.shape[0]}x{out.shape[1]}")
-    boxes_np = _to_numpy(boxes).reshape(-1, 4) if boxes is not None else None
+    boxes_np = to_numpy(boxes).reshape(-1, 4) if boxes is not None else None
     thickness = _line_thickness(*out.shape[:2])
     placed = []
     for i, c in enumerate(class_ids):
         known = 0 <= c < metadata.num_classes
         color = metadata.class_colors[c] if known else NOT_A_CLASS_COLOR
         _mask_outline(out, masks[i], _outline_color(color), thickness)
-        box = boxes_np[i] if boxes_np is not None else _mask_box(np.asarray(masks[i], dtype=bool))
-        if box is None:
+        box = boxes_np[i] if boxes_np is not None else mask_boxes(masks[i:i + 1])[0]
+        if not masks[i].any() and boxes_np is None:
             continue
         name = metadata.class_names[c] if known else f"class {c}?"
         placed.append((labels[i] if labels is not None else name, box, color))
@@ -433,7 +420,7 @@ def draw_overlay(
     image: np.ndarray,
     segmentation_image: np.ndarray,
     metadata: Metadata,
-    instances: dict | None = None,
+    instances: Instances | None = None,
     alpha: float = 0.5,
     score_threshold: float = 0.5,
     draw_legend: bool = True,
@@ -444,7 +431,7 @@ def draw_overlay(
         image: HxWx3 RGB uint8 (or HxW gray).
         segmentation_image: HxW class ids (a model's `segmentation_image` or a decoded label file).
         metadata: classes, colors, ignore classes.
-        instances: a model output's `instances` dict (`pred_masks` NxHxW bool, `pred_classes`
+        instances: a model output's `Instances` (`pred_masks` NxHxW bool, `pred_classes`
             class ids, `scores`, `pred_boxes` Nx4 XYXY); each instance with score >=
             `score_threshold` is outlined and labeled "<class> 0.93".
         alpha: weight of the class colors (0 = image only, 1 = colors only).
@@ -459,13 +446,13 @@ def draw_overlay(
     out = _blend(img, colorize(seg, metadata), alpha)
     drawn_classes: list[int] = []
     if instances:
-        masks = _to_numpy(instances.get("pred_masks", np.zeros((0,) + seg.shape, dtype=bool)))
-        classes = _to_numpy(instances.get("pred_classes", np.zeros(0, dtype=np.int64))).reshape(-1)
-        scores = _to_numpy(instances.get("scores", np.ones(len(classes)))).reshape(-1).astype(np.float64)
+        masks = to_numpy(instances.get("pred_masks", np.zeros((0,) + seg.shape, dtype=bool)))
+        classes = to_numpy(instances.get("pred_classes", np.zeros(0, dtype=np.int64))).reshape(-1)
+        scores = to_numpy(instances.get("scores", np.ones(len(classes)))).reshape(-1).astype(np.float64)
         boxes = instances.get("pred_boxes")
         keep = np.flatnonzero(scores >= score_threshold)
         if keep.size and masks.size:
-            boxes_np = _to_numpy(boxes).reshape(-1, 4)[keep] if boxes is not None else None
+            boxes_np = to_numpy(boxes).reshape(-1, 4)[keep] if boxes is not None else None
             kept_classes = [int(c) for c in classes[keep]]
             labels = []
             for c, s in zip(kept_classes, scores[keep]):
@@ -496,8 +483,6 @@ def annotation_masks(annotations: Sequence[dict], height: int, width: int,
     Raises:
         DataError: a malformed segmentation, naming the image and the annotation.
     """
-    from pycocotools import mask as mask_util
-
     masks = np.zeros((len(annotations), height, width), dtype=bool)
     classes, boxes, crowd = [], np.zeros((len(annotations), 4)), []
     for k, ann in enumerate(annotations):
@@ -507,33 +492,15 @@ def annotation_masks(annotations: Sequence[dict], height: int, width: int,
         classes.append(int(ann["category_id"]))
         crowd.append(bool(ann.get("iscrowd", 0)))
         segm = ann.get("segmentation")
-        try:
-            if isinstance(segm, list) and segm:
-                polygons = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in segm]
-                cv2.fillPoly(masks[k].view(np.uint8), [np.round(p).astype(np.int32) for p in polygons], 1)
-            elif isinstance(segm, dict):
-                size = [int(v) for v in segm.get("size", [])]
-                if size != [height, width]:
-                    raise DataError(f"{what}: RLE size {size} differs from the image size [{height}, {width}]")
-                rle = mask_util.frPyObjects(segm, height, width) if isinstance(segm.get("counts"), list) else segm
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", DeprecationWarning)
-                    masks[k] = mask_util.decode(rle).astype(bool)
-            elif segm is not None and not isinstance(segm, list):
-                raise DataError(f"{what}: 'segmentation' must be polygons (list) or RLE (dict), "
-                                f"got {type(segm).__name__}")
-        except DataError:
-            raise
-        except Exception as e:  # cv2 / pycocotools raise bare errors on malformed input
-            raise DataError(f"{what}: cannot decode 'segmentation': {e}") from None
+        if segm is not None and not (isinstance(segm, list) and not segm):
+            masks[k] = segmentation_to_mask(segm, height, width, what)
         if "bbox" in ann:
             try:
                 boxes[k] = to_xyxy(ann["bbox"], ann.get("bbox_mode", BoxMode.XYWH_ABS))
             except (ValueError, TypeError) as e:
                 raise DataError(f"{what}: bad 'bbox' {ann['bbox']!r}: {e}") from None
         else:
-            box = _mask_box(masks[k])
-            boxes[k] = box if box is not None else 0.0
+            boxes[k] = mask_boxes(masks[k:k + 1])[0]
     return masks, classes, boxes, crowd
 
 
@@ -659,7 +626,7 @@ def error_map(
 
 def error_rate(gt: np.ndarray, pred: np.ndarray, ignore_class_ids: Iterable[int] = ()) -> float:
     """Share of the evaluated (not ignored) pixels that are wrong; 0 when none is evaluated."""
-    gt, pred = _to_numpy(gt), _to_numpy(pred)
+    gt, pred = to_numpy(gt), to_numpy(pred)
     ignore_ids = sorted(set(int(i) for i in ignore_class_ids))
     evaluated = ~np.isin(gt, ignore_ids) if ignore_ids else np.ones(gt.shape, dtype=bool)
     n = int(evaluated.sum())

@@ -6,7 +6,7 @@ from PIL import Image
 
 from segdet.config import get_cfg
 from segdet.data.class_weights import median_frequency_weights, resolve_class_weights, weight_image
-from segdet.data.metadata import Metadata
+from segdet.structures.metadata import Metadata
 from segdet.errors import ConfigError, DataError
 from tests.logs import captured_warnings
 

@@ -10,7 +10,7 @@ import pytest
 from segdet.data import demo
 from segdet.data.catalog import DatasetCatalog, MetadataCatalog
 from segdet.data.demo import demo_metadata, ensure_demo_dataset, generate_demo_dataset, register_demo_datasets
-from segdet.data.metadata import load_classes_file
+from segdet.structures.metadata import load_classes_file
 from segdet.errors import DataError
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

@@ -8,10 +8,10 @@ import numpy as np
 import pycocotools.mask as mask_util
 import pytest
 
-from segdet.data.boxes import BoxMode
+from segdet.structures.boxes import BoxMode
 from segdet.data.catalog import DatasetCatalog, MetadataCatalog
 from segdet.data.formats.coco_semantic import load_coco_semantic, register_coco_semantic
-from segdet.data.metadata import Metadata
+from segdet.structures.metadata import Metadata
 from segdet.errors import DataError
 
 # The RLE image "b" is 4 rows x 5 columns; its mask covers rows 1-2, columns 1-3.

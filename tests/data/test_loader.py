@@ -10,7 +10,7 @@ from PIL import Image
 from segdet.config import get_cfg
 from segdet.data.build import build_test_loader, build_train_loader
 from segdet.data.mapper import DatasetMapper
-from segdet.data.metadata import Metadata
+from segdet.structures.metadata import Metadata
 from segdet.data.samplers import InferenceSampler, TrainingSampler
 from segdet.data.transforms import RandomBrightness, RandomCrop, RandomFlip, RandomRotation
 from segdet.errors import DataError

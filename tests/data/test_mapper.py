@@ -8,7 +8,7 @@ from PIL import Image
 
 from segdet.config import get_cfg
 from segdet.data.mapper import DatasetMapper
-from segdet.data.metadata import Metadata
+from segdet.structures.metadata import Metadata
 from segdet.data.transforms import Augmentation, RandomCrop, RandomFlip
 from segdet.errors import ConfigError, DataError
 
@@ -109,13 +109,13 @@ def test_instances_after_horizontal_flip(tmp_path):
     out = mapper(d, np.random.default_rng(0))
     assert np.array_equal(out["sem_seg"].numpy(), np.fliplr(np.where(_label() == 3, IGNORE, _label())))
     inst = out["instances"]
-    assert inst["classes"].tolist() == [1, 2]  # the crowd annotation is dropped
-    assert inst["masks"].dtype == torch.uint8 and inst["masks"].shape == (2, H, W)
-    assert np.array_equal(inst["masks"][0].numpy(), np.fliplr(_label() == 1).astype(np.uint8))
-    assert np.array_equal(inst["masks"][1].numpy(), np.fliplr(_label() == 2).astype(np.uint8))
-    assert inst["boxes"].dtype == torch.float32
+    assert inst.gt_classes.tolist() == [1, 2]  # the crowd annotation is dropped
+    assert inst.gt_masks.dtype == torch.uint8 and inst.gt_masks.shape == (2, H, W)
+    assert np.array_equal(inst.gt_masks[0].numpy(), np.fliplr(_label() == 1).astype(np.uint8))
+    assert np.array_equal(inst.gt_masks[1].numpy(), np.fliplr(_label() == 2).astype(np.uint8))
+    assert inst.gt_boxes.dtype == torch.float32
     # XYXY before the flip: a = (1, 1, 5, 4), b = (6, 5, 9, 7); x -> W - x.
-    assert inst["boxes"].tolist() == [[W - 5, 1, W - 1, 4], [W - 9, 5, W - 6, 7]]
+    assert inst.gt_boxes.tolist() == [[W - 5, 1, W - 1, 4], [W - 9, 5, W - 6, 7]]
 
 
 def test_instances_cropped_out_are_dropped_and_padding_is_ignore(tmp_path):
@@ -124,15 +124,15 @@ def test_instances_cropped_out_are_dropped_and_padding_is_ignore(tmp_path):
     # Crop columns 0..5 (object b at columns 6..8 leaves the image) ...
     mapper = DatasetMapper(True, [_FixedCrop(0, 0, 6, H)], _metadata(), [3], instances_on=True)
     inst = mapper(d)["instances"]
-    assert inst["classes"].tolist() == [1] and inst["boxes"].tolist() == [[1, 1, 5, 4]]
+    assert inst.gt_classes.tolist() == [1] and inst.gt_boxes.tolist() == [[1, 1, 5, 4]]
     # ... and a crop larger than the image pads labels with the ignore value, masks with 0.
     mapper = DatasetMapper(True, [RandomCrop(12, 10)], _metadata(), [3], instances_on=True)
     out = mapper(d, np.random.default_rng(0))
     assert out["sem_seg"].shape == (12, 10)
     assert (out["sem_seg"][H:] == IGNORE).all() and (out["weight"][H:] == 0).all()
     assert (out["image"][:, H:] == 0).all()
-    assert set(np.unique(out["instances"]["masks"].numpy())) == {0, 1}
-    assert (out["instances"]["masks"][:, H:] == 0).all()
+    assert set(np.unique(out["instances"].gt_masks.numpy())) == {0, 1}
+    assert (out["instances"].gt_masks[:, H:] == 0).all()
 
 
 def test_test_mapper_without_label_gives_image_keys_only(tmp_path):

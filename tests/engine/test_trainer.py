@@ -7,7 +7,8 @@ import torch
 
 from segdet.checkpoint import load_checkpoint_file
 from segdet.engine.defaults import default_setup
-from segdet.engine.train_loop import HookBase, NonFiniteLossError
+from segdet.engine.train_loop import HookBase
+from segdet.errors import NonFiniteLossError
 from segdet.engine.trainer import Trainer
 from tests.engine.conftest import read_metrics
 

@@ -11,10 +11,11 @@ import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from segdet.data.boxes import BoxMode
-from segdet.data.metadata import Metadata
+from segdet.structures.boxes import BoxMode
+from segdet.structures.metadata import Metadata
 from segdet.errors import DataError
 from segdet.evaluation.coco_evaluation import COCOEvaluator
+from segdet.structures.instances import Instances
 
 # pycocotools' decode trips numpy 2's copy-keyword deprecation (harmless).
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -73,10 +74,10 @@ def gt_masks_of(dicts):
 
 
 def instances(boxes, scores, classes, masks):
-    return {"pred_boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
-            "scores": torch.tensor(scores, dtype=torch.float32),
-            "pred_classes": torch.tensor(classes, dtype=torch.int64),
-            "pred_masks": torch.as_tensor(np.array(masks, dtype=bool).reshape(-1, H, W))}
+    return Instances((H, W), pred_boxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+                     scores=torch.tensor(scores, dtype=torch.float32),
+                     pred_classes=torch.tensor(classes, dtype=torch.int64),
+                     pred_masks=torch.as_tensor(np.array(masks, dtype=bool).reshape(-1, H, W)))
 
 
 def run(evaluator, predictions, dicts):

@@ -9,7 +9,7 @@ import torch
 from segdet.config import get_cfg
 from segdet.data.catalog import DatasetCatalog, MetadataCatalog, register_dataset
 from segdet.data.label_codec import LabelCodec
-from segdet.data.metadata import Metadata
+from segdet.structures.metadata import Metadata
 from segdet.data.resolve import resolve_metadata
 from segdet.evaluation import (
     COCOEvaluator,

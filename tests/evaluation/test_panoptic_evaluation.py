@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from segdet.data.label_codec import LabelCodec
-from segdet.data.metadata import Metadata
+from segdet.structures.metadata import Metadata
 from segdet.errors import DataError
 from segdet.evaluation.panoptic_evaluation import PanopticEvaluator, panoptic_ground_truth
 

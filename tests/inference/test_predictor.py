@@ -56,8 +56,8 @@ def test_from_checkpoint_with_instances_and_gray_input(panoptic):
     out = predictor(gray)
     expected = run_model(model, np.repeat(gray[:, :, None], 3, axis=2))
     assert torch.equal(out["segmentation_image"], expected["segmentation_image"])
-    assert out["instances"]["pred_masks"].shape[1:] == (48, 64)
-    assert torch.equal(out["instances"]["scores"], expected["instances"]["scores"])
+    assert out["instances"].pred_masks.shape[1:] == (48, 64)
+    assert torch.equal(out["instances"].scores, expected["instances"].scores)
     assert out["panoptic_seg"][0].shape == (48, 64)
     lean = Predictor(path)(gray, return_scores=False)  # a checkpoint path works as the config too
     assert torch.equal(lean["segmentation_image"], out["segmentation_image"]) and "sem_seg" not in lean

@@ -11,9 +11,10 @@ import torch
 from PIL import Image
 
 from segdet.data.label_codec import LabelCodec
-from segdet.data.metadata import Metadata
+from segdet.structures.metadata import Metadata
 from segdet.errors import ConfigError
 from segdet.inference.writers import CocoResultsWriter, write_confidence, write_overlay, write_segmentation
+from segdet.structures.instances import Instances
 from tests.modeling.test_meta_arch import METADATA
 
 IDS = np.array([[0, 1, 2], [2, 1, 0]], dtype=np.int64)
@@ -75,8 +76,8 @@ def test_overlay_is_a_jpeg_of_the_image_size(tmp_path):
     masks = torch.zeros(1, 48, 64, dtype=torch.bool)
     masks[0, 10:30, 10:40] = True
     output = {"segmentation_image": torch.from_numpy(seg),
-              "instances": {"pred_boxes": torch.tensor([[10.0, 10.0, 40.0, 30.0]]), "scores": torch.tensor([0.9]),
-                            "pred_classes": torch.tensor([1]), "pred_masks": masks}}
+              "instances": Instances((48, 64), pred_boxes=torch.tensor([[10.0, 10.0, 40.0, 30.0]]),
+                                     scores=torch.tensor([0.9]), pred_classes=torch.tensor([1]), pred_masks=masks)}
     path = write_overlay(str(tmp_path / "o.jpg"), image, output, METADATA)
     with open(path, "rb") as f:
         assert f.read(3) == b"\xff\xd8\xff"  # JPEG signature
@@ -91,11 +92,11 @@ def test_coco_results_json(tmp_path):
     masks = torch.zeros(2, 6, 8, dtype=torch.bool)
     masks[0, 1:3, 1:4] = True
     masks[1, 4:6, 5:8] = True
-    instances = {"pred_boxes": torch.tensor([[1.0, 1.0, 4.0, 3.0], [5.0, 4.0, 8.0, 6.0]]),
-                 "scores": torch.tensor([0.9, 0.4]), "pred_classes": torch.tensor([1, 2]), "pred_masks": masks}
+    instances = Instances((6, 8), pred_boxes=torch.tensor([[1.0, 1.0, 4.0, 3.0], [5.0, 4.0, 8.0, 6.0]]),
+                          scores=torch.tensor([0.9, 0.4]), pred_classes=torch.tensor([1, 2]), pred_masks=masks)
     writer = CocoResultsWriter(str(tmp_path / "out" / "coco.json"))
     assert writer.add("img_a", instances) == 2
-    assert writer.add("img_b", {k: v[:0] for k, v in instances.items()}) == 0
+    assert writer.add("img_b", instances[:0]) == 0
     path = writer.write()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["coco.json"]  # no temporary file left
     with open(path) as f:

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from segdet.config import get_cfg
-from segdet.data.metadata import Metadata
+from segdet.structures.metadata import Metadata
 from segdet.errors import ConfigError
+from segdet.structures.instances import Instances
 from segdet.modeling import META_ARCH_REGISTRY, PanopticFPN, SemanticSegmentor, build_model
 
 METADATA = Metadata(["background", "orange", "lemon", "border"], ignore_class_ids=[3], thing_class_ids=[1, 2])
@@ -39,8 +40,8 @@ def train_input(h=64, w=48):
     masks[0, 10:30, 10:30] = 1
     return {"image": torch.randint(0, 256, (3, h, w), dtype=torch.uint8), "sem_seg": sem,
             "weight": (sem != 255).float(), "height": h, "width": w,
-            "instances": {"boxes": torch.tensor([[10.0, 10.0, 30.0, 30.0]]), "classes": torch.tensor([1]),
-                          "masks": masks}}
+            "instances": Instances((h, w), gt_boxes=torch.tensor([[10.0, 10.0, 30.0, 30.0]]),
+                                   gt_classes=torch.tensor([1]), gt_masks=masks)}
 
 
 def test_mask_off_builds_semantic_only_model():
@@ -64,8 +65,8 @@ def test_panoptic_training_losses():
 def test_image_without_instances_trains():
     model = build_model(tiny_cfg(), METADATA).train()
     x = train_input()
-    x["instances"] = {"boxes": torch.zeros(0, 4), "classes": torch.zeros(0, dtype=torch.int64),
-                      "masks": torch.zeros(0, 64, 48, dtype=torch.uint8)}
+    x["instances"] = Instances((64, 48), gt_boxes=torch.zeros(0, 4), gt_classes=torch.zeros(0, dtype=torch.int64),
+                               gt_masks=torch.zeros(0, 64, 48, dtype=torch.uint8))
     losses = model([x])
     assert all(torch.isfinite(v) for v in losses.values())
 
@@ -84,8 +85,8 @@ def test_inference_outputs_at_original_size_and_never_ignore_class():
     assert torch.allclose(out["sem_seg"].sum(0), torch.ones(80, 112), atol=1e-5)
     assert (out["sem_seg"][3] == 0).all()
     inst = out["instances"]
-    assert inst["pred_masks"].shape[1:] == (80, 112)
-    assert set(inst["pred_classes"].tolist()) <= {1, 2}
+    assert inst.pred_masks.shape[1:] == (80, 112)
+    assert set(inst.pred_classes.tolist()) <= {1, 2}
     pan, info = out["panoptic_seg"]
     assert pan.shape == (80, 112)
     assert {s["id"] for s in info} == set(pan.unique().tolist()) - {0}

@@ -2,6 +2,7 @@ import math
 
 import torch
 
+from segdet.structures.instances import Instances
 from segdet.modeling.postprocess import (
     class_score_offsets,
     class_scores,
@@ -66,11 +67,11 @@ def test_detector_postprocess_scales_boxes_and_maps_labels_to_class_ids():
     det = {"boxes": torch.tensor([[10.0, 20.0, 30.0, 40.0]]), "scores": torch.tensor([0.9]),
            "labels": torch.tensor([2]), "masks": torch.ones(1, 1, 28, 28)}
     out = detector_postprocess(det, (50, 100), 100, 200, thing_class_ids=[1, 3])
-    assert torch.allclose(out["pred_boxes"], torch.tensor([[20.0, 40.0, 60.0, 80.0]]))
-    assert out["pred_classes"].tolist() == [3]
-    assert out["pred_masks"].shape == (1, 100, 200)
-    inside = out["pred_masks"][0, 45:75, 25:55]
-    assert inside.all() and not out["pred_masks"][0, :30].any()
+    assert torch.allclose(out.pred_boxes, torch.tensor([[20.0, 40.0, 60.0, 80.0]]))
+    assert out.pred_classes.tolist() == [3]
+    assert out.pred_masks.shape == (1, 100, 200)
+    inside = out.pred_masks[0, 45:75, 25:55]
+    assert inside.all() and not out.pred_masks[0, :30].any()
 
 
 def test_panoptic_fusion_by_hand():
@@ -80,8 +81,8 @@ def test_panoptic_fusion_by_hand():
     masks[0, 0:2, 0:2] = True      # score 0.9: kept, 4 px
     masks[1, 0:2, 1:3] = True      # score 0.8: 2 of its 4 px are free -> 0.5 >= 0.5 kept with 2 px
     masks[2, 3, 5] = True          # score 0.3: below the score threshold
-    instances = {"pred_masks": masks, "scores": torch.tensor([0.9, 0.8, 0.3]),
-                 "pred_classes": torch.tensor([1, 1, 1])}
+    instances = Instances((4, 6), pred_masks=masks, scores=torch.tensor([0.9, 0.8, 0.3]),
+                          pred_classes=torch.tensor([1, 1, 1]))
     pan, info = combine_semantic_and_instances(instances, seg, overlap_threshold=0.5, stuff_area_threshold=5,
                                               instances_score_threshold=0.5, stuff_class_ids=[0, 2])
     assert [(s["category_id"], s["isthing"], s["area"]) for s in info] == [(1, True, 4), (1, True, 2), (0, False, 6),
@@ -99,7 +100,8 @@ def test_panoptic_fusion_overlap_threshold_has_detectron2_meaning():
     masks = torch.zeros(2, 4, 10, dtype=torch.bool)
     masks[0, 0, 0:3] = True
     masks[1, 0, 0:10] = True
-    instances = {"pred_masks": masks, "scores": torch.tensor([0.9, 0.8]), "pred_classes": torch.tensor([1, 1])}
+    instances = Instances((4, 10), pred_masks=masks, scores=torch.tensor([0.9, 0.8]),
+                          pred_classes=torch.tensor([1, 1]))
     for threshold, kept in ((0.25, 1), (0.3, 2), (0.5, 2)):
         _, info = combine_semantic_and_instances(instances, seg, overlap_threshold=threshold, stuff_area_threshold=1,
                                                  instances_score_threshold=0.5, stuff_class_ids=[0])

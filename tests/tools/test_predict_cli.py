@@ -18,6 +18,7 @@ import torch
 
 from segdet.data.label_codec import LabelCodec
 from segdet.errors import ConfigError, DataError
+from segdet.inference.predict_files import collect_inputs, output_stems
 from segdet.inference.predictor import Predictor
 from tests.inference.common import random_image, save_tiny_checkpoint
 from tests.modeling.test_meta_arch import METADATA
@@ -96,9 +97,9 @@ def test_all_outputs_of_a_panoptic_model(tmp_path, panoptic):
         overlay = cv2.imread(str(out / f"{stem}_overlay.jpg"))
         assert overlay.shape == image.shape
         mine = [r for r in coco if r["image_id"] == stem]
-        assert len(mine) == len(expected["instances"]["scores"])
+        assert len(mine) == len(expected["instances"].scores)
         assert all(r["segmentation"]["size"] == list(image.shape[:2]) for r in mine)
-        assert sorted(r["score"] for r in mine) == pytest.approx(sorted(expected["instances"]["scores"].tolist()))
+        assert sorted(r["score"] for r in mine) == pytest.approx(sorted(expected["instances"].scores.tolist()))
     assert {r["category_id"] for r in coco} <= set(METADATA.thing_class_ids)
 
 
@@ -151,15 +152,17 @@ def test_collect_inputs(tmp_path):
     (tmp_path / "d" / "notes.txt").write_text("not an image")
     write_images(tmp_path / "d" / "sub", {"deep.png": (4, 4)})  # folders are not searched recursively
     d = str(tmp_path / "d")
-    found = predict_tool.collect_inputs([d, os.path.join(d, "*.png"), os.path.join(d, "b.png")])
+    found = collect_inputs([d, os.path.join(d, "*.png"), os.path.join(d, "b.png")])
     assert found == [os.path.join(d, "a.jpg"), os.path.join(d, "b.png")]
-    assert predict_tool.collect_inputs([os.path.join(d, "missing.png")]) == [os.path.join(d, "missing.png")]
+    assert collect_inputs([os.path.join(d, "missing.png")]) == [os.path.join(d, "missing.png")]
     with pytest.raises(DataError, match="no images found"):
-        predict_tool.collect_inputs([os.path.join(d, "*.tif")])
+        collect_inputs([os.path.join(d, "*.tif")])
 
 
-def test_repeated_stems_get_distinct_output_names():
-    assert predict_tool.output_stems(["a/x.png", "b/x.png", "x.jpg", "y.png"]) == ["x", "x_2", "x_3", "y"]
+def test_repeated_stems_are_an_error_naming_both_files():
+    assert output_stems(["a/x.png", "b/y.png"]) == ["x", "y"]
+    with pytest.raises(DataError, match="same name 'x': a/x.png and b/x.jpg"):
+        output_stems(["a/x.png", "b/x.jpg", "y.png"])
 
 
 def test_corrupt_file_in_the_middle_is_skipped_and_named(tmp_path, semantic):

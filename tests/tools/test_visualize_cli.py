@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from segdet.data.catalog import DatasetCatalog, MetadataCatalog, register_dataset
-from segdet.data.metadata import Metadata
+from segdet.structures.metadata import Metadata
 from segdet.errors import SegdetError
 
 ROOT = Path(__file__).resolve().parents[2]

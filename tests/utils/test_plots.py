@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from segdet.errors import DataError
-from segdet.evaluation.results import write_json
+from segdet.utils.files import write_json
 from segdet.evaluation.sem_seg_measures import detectron2_keys, segmentation_measures
 from segdet.utils.plots import (
     class_names_from_results,

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_util
 
-from segdet.data.boxes import BoxMode
-from segdet.data.metadata import Metadata
+from segdet.structures.boxes import BoxMode
+from segdet.structures.instances import Instances
+from segdet.structures.metadata import Metadata
 from segdet.errors import DataError
 from segdet.utils.visualizer import (
     NOT_A_CLASS_COLOR,
@@ -136,8 +137,8 @@ def test_draw_overlay_outlines_instances_on_their_mask_boundary():
     masks[0, 40:70, 20:60] = True   # orange, score 0.9: drawn
     masks[1, 45:60, 150:180] = True   # lemon, score 0.2: below the threshold
     seg[masks[0]] = 1
-    instances = {"pred_masks": masks, "pred_classes": np.array([1, 2]), "scores": np.array([0.9, 0.2]),
-                 "pred_boxes": np.array([[20, 40, 60, 70], [150, 45, 180, 60]], np.float32)}
+    instances = Instances((h, w), pred_masks=masks, pred_classes=np.array([1, 2]), scores=np.array([0.9, 0.2]),
+                          pred_boxes=np.array([[20, 40, 60, 70], [150, 45, 180, 60]], np.float32))
     plain = draw_overlay(image, seg, MD, draw_legend=False)
     out = draw_overlay(image, seg, MD, instances=instances, score_threshold=0.5, draw_legend=False)
     assert out.shape == (h, w, 3) and out.dtype == np.uint8

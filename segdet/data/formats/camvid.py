@@ -14,7 +14,7 @@ import logging
 import os
 
 from segdet.data.formats.image_folder import register_image_folder_splits
-from segdet.data.metadata import Metadata, load_classes_file
+from segdet.structures.metadata import Metadata, load_classes_file
 from segdet.data.palettes import camvid_metadata
 from segdet.errors import DataError
 

@@ -15,12 +15,12 @@ import logging
 import os
 from typing import Any, Optional
 
-import pycocotools.mask as mask_util
 from pycocotools.coco import COCO
 
-from segdet.data.boxes import BoxMode
+from segdet.structures.boxes import BoxMode
+from segdet.structures.masks import rle_box, segmentation_to_rle, valid_polygons
 from segdet.data.catalog import register_dataset
-from segdet.data.metadata import Metadata, load_classes_file
+from segdet.structures.metadata import Metadata, load_classes_file
 from segdet.errors import DataError
 from segdet.utils.image_io import image_size
 
@@ -67,19 +67,13 @@ def _category_map(coco: COCO, json_file: str, metadata: Metadata) -> dict[int, i
 
 
 def _segmentation(seg: Any, json_file: str, ann_id: Any) -> Optional[Any]:
-    """Polygons (valid ones only) or a compressed RLE with str counts; None if nothing is left."""
+    """Polygons (the ones that can be rasterized) or a compressed RLE with str counts; None if no
+    polygon is left (`segdet.structures.masks`' rule)."""
     if isinstance(seg, list):
-        polygons = [[float(v) for v in poly] for poly in seg if isinstance(poly, list)]
-        # A polygon needs three points; shorter ones cannot be rasterised.
-        polygons = [p for p in polygons if len(p) >= 6 and len(p) % 2 == 0]
-        return polygons or None
+        return valid_polygons(p for p in seg if isinstance(p, list)) or None
     if isinstance(seg, dict) and "counts" in seg and "size" in seg:
-        if isinstance(seg["counts"], list):  # uncompressed RLE
-            seg = mask_util.frPyObjects(seg, int(seg["size"][0]), int(seg["size"][1]))
-        counts = seg["counts"]
-        if isinstance(counts, bytes):
-            counts = counts.decode("ascii")
-        return {"size": [int(seg["size"][0]), int(seg["size"][1])], "counts": counts}
+        height, width = (int(v) for v in seg["size"])
+        return segmentation_to_rle(seg, height, width, f"COCO json {json_file}: annotation {ann_id}")
     raise DataError(
         f"COCO json {json_file}: annotation {ann_id} has a segmentation that is neither polygons nor RLE"
     )
@@ -88,12 +82,7 @@ def _segmentation(seg: Any, json_file: str, ann_id: Any) -> Optional[Any]:
 def _bbox(ann: dict, segmentation: Any, height: int, width: int) -> list[float]:
     if "bbox" in ann and len(ann["bbox"]) == 4:
         return [float(v) for v in ann["bbox"]]
-    if isinstance(segmentation, list):
-        rles = mask_util.frPyObjects(segmentation, height, width)
-        rle = mask_util.merge(rles)
-    else:
-        rle = dict(segmentation, counts=segmentation["counts"].encode("ascii"))
-    return [float(v) for v in mask_util.toBbox(rle)]
+    return rle_box(segmentation_to_rle(segmentation, height, width))
 
 
 def load_coco_semantic(

@@ -13,7 +13,7 @@ import os
 from typing import Optional, Sequence
 
 from segdet.data.formats.image_folder import register_image_folder_splits
-from segdet.data.metadata import Metadata, load_classes_file
+from segdet.structures.metadata import Metadata, load_classes_file
 from segdet.errors import DataError
 
 logger = logging.getLogger(__name__)

@@ -5,7 +5,7 @@
 
 The label files' encoding (gray, blue, rgb, palette) is the dataset's
 `Metadata.label_format`; the classes come from a classes file (see
-`segdet.data.metadata.load_classes_file`) or a given `Metadata`.
+`segdet.structures.metadata.load_classes_file`) or a given `Metadata`.
 """
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ import os
 from typing import Any, Optional, Union
 
 from segdet.data.catalog import register_dataset
-from segdet.data.metadata import Metadata, load_classes_file
+from segdet.structures.metadata import Metadata, load_classes_file
 from segdet.data.split import apply_split
 from segdet.errors import DataError
+from segdet.utils.files import files_by_stem
 from segdet.utils.image_io import IMAGE_EXTENSIONS, image_size
 from segdet.utils.progress import Progress
 
@@ -25,30 +26,9 @@ logger = logging.getLogger(__name__)
 
 
 def list_image_files(folder: str, what: str = "image") -> dict[str, str]:
-    """Image files of a folder (not its subfolders) by file stem.
-
-    Args:
-        folder: the folder.
-        what: what the files are, for messages ("image", "label file").
-    Returns:
-        stem -> path, for files whose extension is one of IMAGE_EXTENSIONS.
-        Two files with the same stem are a DataError naming both.
-    """
-    if not os.path.isdir(folder):
-        raise DataError(f"{what} folder not found: {folder}")
-    found: dict[str, str] = {}
-    for entry in sorted(os.listdir(folder)):
-        path = os.path.join(folder, entry)
-        stem, ext = os.path.splitext(entry)
-        if entry.startswith(".") or ext.lower() not in IMAGE_EXTENSIONS or not os.path.isfile(path):
-            continue
-        if stem in found:
-            raise DataError(
-                f"two {what}s with the same name '{stem}' in {folder}: {found[stem]} and {path}; "
-                "files are matched by name, so keep one of them"
-            )
-        found[stem] = path
-    return found
+    """Image files of a folder (not its subfolders) by file stem (`files_by_stem`); two files
+    with the same stem are a DataError naming both."""
+    return files_by_stem(folder, IMAGE_EXTENSIONS, what)
 
 
 def resolve_metadata(

@@ -13,12 +13,13 @@ import os
 from typing import Optional
 
 import numpy as np
-from pycocotools import mask as mask_util
 
-from segdet.data.boxes import BoxMode
+
+from segdet.structures.boxes import BoxMode
+from segdet.structures.masks import masks_to_rles, rle_box
 from segdet.data.catalog import register_dataset
 from segdet.data.formats.image_folder import list_image_files
-from segdet.data.metadata import Metadata
+from segdet.structures.metadata import Metadata
 from segdet.data.split import apply_split, read_split_file
 from segdet.errors import DataError
 from segdet.utils.image_io import IMAGE_EXTENSIONS, image_size, read_label_array
@@ -41,22 +42,10 @@ def mask_annotations(instance_map: np.ndarray, category_id: int) -> list[dict]:
     Returns:
         Annotations in instance-id order; RLE counts are str (JSON-able).
     """
-    annotations = []
-    for instance_id in np.unique(instance_map):
-        if instance_id == 0:
-            continue
-        binary = np.asfortranarray((instance_map == instance_id).astype(np.uint8))
-        rle = mask_util.encode(binary)
-        bbox = [float(v) for v in mask_util.toBbox(rle)]
-        rle["counts"] = rle["counts"].decode("ascii")
-        annotations.append({
-            "bbox": bbox,
-            "bbox_mode": int(BoxMode.XYWH_ABS),
-            "category_id": int(category_id),
-            "segmentation": {"size": [int(s) for s in rle["size"]], "counts": rle["counts"]},
-            "iscrowd": 0,
-        })
-    return annotations
+    ids = [i for i in np.unique(instance_map) if i != 0]
+    rles = masks_to_rles(np.stack([instance_map == i for i in ids])) if ids else []
+    return [{"bbox": rle_box(rle), "bbox_mode": int(BoxMode.XYWH_ABS), "category_id": int(category_id),
+             "segmentation": rle, "iscrowd": 0} for rle in rles]
 
 
 def load_instance_masks(

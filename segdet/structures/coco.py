@@ -1,0 +1,45 @@
+"""Predicted instances as COCO results (what COCOeval and a COCO results json take)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from segdet.errors import DataError
+from segdet.structures.instances import Instances
+from segdet.structures.masks import masks_to_rles
+
+
+def instances_to_coco_results(instances: Instances, image_id: Any) -> list[dict]:
+    """COCO result dicts of one image's predicted instances.
+
+    Args:
+        instances: `pred_boxes` Nx4 XYXY, `scores` N, `pred_classes` N (class ids), `pred_masks` NxHxW (optional).
+        image_id: stored as each result's `image_id`.
+    Returns:
+        [{image_id, category_id (the class id), bbox XYWH, score, segmentation (RLE, counts str)?}].
+    """
+    instances = instances.numpy()
+    boxes = instances.pred_boxes.astype(np.float64).reshape(-1, 4)
+    scores = instances.scores.astype(np.float64).reshape(-1)
+    classes = instances.pred_classes.astype(np.int64).reshape(-1)
+    if not len(boxes) == len(scores) == len(classes):
+        raise DataError(f"image {image_id}: predicted instances have {len(boxes)} boxes, {len(scores)} scores "
+                        f"and {len(classes)} classes")
+    rles = None
+    if instances.has("pred_masks") and len(boxes):
+        masks = instances.pred_masks
+        rles = masks_to_rles(masks if masks.dtype == np.bool_ else masks >= 0.5)
+    results = []
+    for k in range(len(boxes)):
+        x0, y0, x1, y1 = boxes[k]
+        result = {
+            "image_id": image_id,
+            "category_id": int(classes[k]),
+            "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+            "score": float(scores[k]),
+        }
+        if rles is not None:
+            result["segmentation"] = rles[k]
+        results.append(result)
+    return results

@@ -25,7 +25,7 @@ import logging
 import os
 import sys
 
-from segdet.data.coco_panoptic import check_instances_categories, convert_coco_panoptic, describe_failure
+from segdet.converters.coco_panoptic import check_instances_categories, convert_coco_panoptic, describe_failure
 from segdet.utils.cli import positive_int, run_cli
 
 

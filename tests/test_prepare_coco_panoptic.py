@@ -9,7 +9,7 @@ from PIL import Image
 
 from segdet.config import load_config
 from segdet.data.catalog import DatasetCatalog, MetadataCatalog
-from segdet.data.coco_panoptic import check_instances_categories, convert_coco_panoptic
+from segdet.converters.coco_panoptic import check_instances_categories, convert_coco_panoptic
 from segdet.data.formats import register_from_config
 from segdet.data.formats.coco_semantic import register_coco_semantic
 from segdet.data.label_codec import LabelCodec

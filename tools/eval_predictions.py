@@ -18,7 +18,7 @@ import sys
 
 from segdet.structures.metadata import Metadata
 from segdet.errors import SegdetError
-from segdet.evaluation.confusion_plot import plot_confusion_matrix
+from segdet.visualization.confusion import plot_confusion_matrix
 from segdet.evaluation.results import format_class_table, format_results_table
 from segdet.utils.files import write_json
 from segdet.evaluation.sem_seg_evaluation import evaluate_prediction_folders

@@ -31,3 +31,16 @@ def resolve_metadata(cfg, dataset_names: Sequence[str] | None = None) -> Metadat
     metadata = metadata_for_config(cfg, first)
     check_config_matches(cfg, metadata)
     return metadata
+
+
+def dataset_metadata(name: str, config_file: str | None = None) -> Metadata:
+    """A registered dataset's metadata, as an experiment with that config sees it: with a config,
+    its DATASETS.CUSTOM are registered first and its overrides apply (`metadata_for_config`)."""
+    if not config_file:
+        return MetadataCatalog.get(name)
+    from segdet.config import load_config
+    from segdet.data.formats import register_from_config
+
+    cfg = load_config(config_file)
+    register_from_config(cfg)
+    return metadata_for_config(cfg, MetadataCatalog.get(name))

@@ -188,7 +188,7 @@ class SemSegEvaluator(DatasetEvaluator):
 
     def _write_files(self, conf: np.ndarray) -> None:
         # Imported here: matplotlib is only needed when a picture is written.
-        from segdet.evaluation.confusion_plot import plot_confusion_matrix
+        from segdet.visualization.confusion import plot_confusion_matrix
 
         os.makedirs(self.output_dir, exist_ok=True)
         picture = os.path.join(self.output_dir, CONFUSION_FILE)

@@ -25,12 +25,27 @@ from segdet.inference.writers import (
     write_overlay,
     write_segmentation,
 )
+from segdet.utils.files import files_by_stem
 from segdet.utils.image_io import IMAGE_EXTENSIONS, read_image
 from segdet.utils.progress import Progress
 
 logger = logging.getLogger(__name__)
 
 COCO_RESULTS_FILE = "coco_instances_results.json"
+# What predict_files writes next to each segmentation_image <stem>.png.
+SIDE_FILE_SUFFIXES = ("_confidence", "_overlay")
+
+
+def prediction_files(folder: str) -> dict[str, str]:
+    """stem -> segmentation_image file of a prediction folder: its image files without the
+    confidence and overlay pictures that `predict_files` writes next to them. A folder without
+    any is a DataError naming it."""
+    files = files_by_stem(folder, IMAGE_EXTENSIONS, "prediction")
+    found = {stem: path for stem, path in files.items()
+             if not any(stem.endswith(suffix) and stem[: -len(suffix)] in files for suffix in SIDE_FILE_SUFFIXES)}
+    if not found:
+        raise DataError(f"prediction folder {folder} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
+    return found
 
 
 def _is_image(path: str) -> bool:
@@ -151,10 +166,11 @@ def predict_files(predictor, inputs: Sequence[str], output_dir: str, *, label_fo
         for (stem, image), output in zip(batch, outputs):
             out = os.path.join(output_dir, stem)
             write_segmentation(out + ".png", output["segmentation_image"], metadata, label_format)
-            write_confidence(out + "_confidence" + CONFIDENCE_EXTENSIONS[confidence_format],
+            confidence_suffix, overlay_suffix = SIDE_FILE_SUFFIXES
+            write_confidence(out + confidence_suffix + CONFIDENCE_EXTENSIONS[confidence_format],
                              output["segmentation_confidence"], confidence_format)
             if overlay:
-                write_overlay(out + "_overlay.jpg", image, output, metadata)
+                write_overlay(out + overlay_suffix + ".jpg", image, output, metadata)
             if coco is not None:
                 if "instances" in output:
                     coco.add(stem, output["instances"])

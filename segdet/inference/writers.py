@@ -35,6 +35,13 @@ def segmentation_format(metadata: Metadata, label_format: str | None = None) -> 
     return fmt
 
 
+def segmentation_codec(metadata: Metadata, label_format: str | None = None) -> LabelCodec:
+    """The codec of segmentation_image files written with `write_segmentation(..., label_format)`:
+    it writes them and reads them back to the same class ids."""
+    fmt = segmentation_format(metadata, label_format)
+    return LabelCodec(metadata if fmt == metadata.label_format else dataclasses.replace(metadata, label_format=fmt))
+
+
 def write_segmentation(path: str, segmentation_image: Any, metadata: Metadata, label_format: str | None = None) -> str:
     """Write class ids as a PNG label file that the dataset's LabelCodec reads back to the same ids.
 
@@ -48,9 +55,7 @@ def write_segmentation(path: str, segmentation_image: Any, metadata: Metadata, l
     Returns:
         The path written.
     """
-    fmt = segmentation_format(metadata, label_format)
-    if fmt != metadata.label_format:
-        metadata = dataclasses.replace(metadata, label_format=fmt)
+    codec = segmentation_codec(metadata, label_format)
     ids = to_numpy(segmentation_image)
     if ids.ndim != 2:
         raise DataError(f"segmentation_image for {path} has shape {ids.shape}; expected (H, W)")
@@ -58,7 +63,7 @@ def write_segmentation(path: str, segmentation_image: Any, metadata: Metadata, l
         raise DataError(f"segmentation_image for {path} holds values outside the class ids "
                         f"0..{metadata.num_classes - 1}: {int(ids.min())}..{int(ids.max())}")
     # Class ids are < 255 (Metadata's limit): one byte per pixel instead of an int64 copy.
-    LabelCodec(metadata).write(path, ids.astype(np.uint8, copy=False))
+    codec.write(path, ids.astype(np.uint8, copy=False))
     return path
 
 
@@ -96,7 +101,7 @@ def write_overlay(path: str, image: np.ndarray, output: dict, metadata: Metadata
     Returns:
         The path written.
     """
-    from segdet.utils.visualizer import draw_overlay
+    from segdet.visualization.overlays import draw_overlay
 
     instances = output.get("instances")
     if instances is not None:

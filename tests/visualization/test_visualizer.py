@@ -10,19 +10,10 @@ from segdet.structures.boxes import BoxMode
 from segdet.structures.instances import Instances
 from segdet.structures.metadata import Metadata
 from segdet.errors import DataError
-from segdet.utils.visualizer import (
-    NOT_A_CLASS_COLOR,
-    WRONG_COLOR,
-    colorize,
-    draw_ground_truth,
-    draw_legend,
-    draw_overlay,
-    error_map,
-    error_rate,
-    legend_entries,
-    legend_image,
-    side_by_side,
-)
+from segdet.visualization.legend import draw_legend, legend_entries, legend_image
+from segdet.visualization.overlays import draw_ground_truth, draw_overlay, error_map, error_rate
+from segdet.visualization.panels import side_by_side
+from segdet.visualization.primitives import NOT_A_CLASS_COLOR, WRONG_COLOR, colorize
 
 COLORS = [(10, 20, 30), (200, 40, 40), (40, 200, 40), (230, 230, 230)]
 # 0 background, 1 orange, 2 lemon (things), 3 border (ignore).

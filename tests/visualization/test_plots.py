@@ -8,7 +8,7 @@ import pytest
 from segdet.errors import DataError
 from segdet.utils.files import write_json
 from segdet.evaluation.sem_seg_measures import detectron2_keys, segmentation_measures
-from segdet.utils.plots import (
+from segdet.visualization.plots import (
     class_names_from_results,
     plot_class_iou,
     plot_evaluation,
@@ -140,7 +140,7 @@ def test_plot_metrics_without_values_is_a_clear_error(tmp_path):
 
 
 def test_undefined_validation_measures_are_not_plotted():
-    from segdet.utils.plots import _series
+    from segdet.visualization.plots import _series
 
     series = _series([{"iteration": 9, "segm/APl": -1.0, "segm/AP": 50.0, "loss_mask": 0.5},
                       {"iteration": 19, "segm/APl": -1.0, "segm/AP": 60.0}])

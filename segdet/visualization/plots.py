@@ -140,7 +140,7 @@ def plot_evaluation(results_json_path: str, out_dir: str, class_names: Optional[
     Returns:
         The paths written.
     """
-    from segdet.evaluation.confusion_plot import plot_confusion_matrix
+    from segdet.visualization.confusion import plot_confusion_matrix
 
     data = _read_json(results_json_path, "results file")
     sem_seg = data.get("sem_seg") if isinstance(data, dict) else None

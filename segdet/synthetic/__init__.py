@@ -1,0 +1,1 @@
+"""Synthetic images drawn from scratch (the demo dataset's scenes)."""

@@ -37,7 +37,9 @@ demo: venv
 	@echo "  predictions + overlays   $(DEMO_OUTPUT)/predictions/"
 	@echo "  pictures                 $(DEMO_OUTPUT)/pictures/ (predictions/, evaluation/, training_curves.png)"
 
+# The layer rules (.importlinter), then the tests.
 test: venv
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/python -m pytest -q tests
 
 clean-venv:

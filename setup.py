@@ -21,7 +21,7 @@ setup(
         "tensorboard",
     ],
     extras_require={
-        "dev": ["pytest", "onnx", "onnxruntime", "onnxscript"],
+        "dev": ["pytest", "import-linter", "onnx", "onnxruntime", "onnxscript"],
         "export": ["onnx", "onnxruntime", "onnxscript"],
     },
 )

@@ -77,6 +77,7 @@ def main() -> None:
     import numpy as np
 
     from segdet.evaluation.sem_seg_evaluation import SemSegEvaluator
+    from segdet.structures.metadata import Metadata
 
     threads = common.setup_threads(args.threads)
     quick = args.quick
@@ -90,7 +91,7 @@ def main() -> None:
     common.print_machine(info)
 
     pairs = label_maps(n, h, w, C, ignore_id)
-    evaluator = SemSegEvaluator([f"class{i}" for i in range(C)], [ignore_id])
+    evaluator = SemSegEvaluator(Metadata([f"class{i}" for i in range(C)], ignore_class_ids=[ignore_id]))
 
     def run_evaluator():
         evaluator.reset()

@@ -37,7 +37,7 @@ def parse_args():
     p = common.base_parser(__doc__.splitlines()[1])
     p.add_argument("--depth", type=int, default=None, help="ResNet depth of both models (default 50; --quick 18)")
     p.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"),
-                   help="input size (default 512 683, DESIGN.md's calibration size; --quick 256 256)")
+                   help="input size (default 512 683, the size detectron2's Panoptic FPN was timed at; --quick 256 256)")
     p.add_argument("--num-classes", type=int, default=81,
                    help="semantic classes (MODEL.SEM_SEG_HEAD.NUM_CLASSES), class 0 = background stuff")
     p.add_argument("--num-things", type=int, default=80, help="thing classes (ids 1..K)")

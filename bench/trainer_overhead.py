@@ -3,7 +3,7 @@
 batches and optimizer (the trainer's own overhead).
 
 The model, optimizer, LR schedule and gradient clipping are the Trainer's own, built from the
-demo config (configs/demo/quickstart.yaml), once semantic-only (MODEL.MASK_ON False) and once
+demo config (configs/demo/quickstart.yaml), once semantic-only (SemanticSegmentor) and once
 panoptic. Both loops take the same pre-mapped batches (a fixed list, cycled; data loading is
 excluded from both). The bare loop is forward, sum of losses, zero_grad, backward, clipping,
 optimizer step, scheduler step. The Trainer runs `SimpleTrainer` with every hook
@@ -92,7 +92,7 @@ def run_model(kind: str, args, quick: bool, out_dir: str) -> dict:
         raise SystemExit(f"--batches {n_batches} must divide --block {block} (every block sees the same batches)")
     opts = ["MODEL.DEVICE", "cpu", "OUTPUT_DIR", out_dir, "DATALOADER.NUM_WORKERS", "0"]
     if kind == "semantic":
-        opts += ["MODEL.MASK_ON", "False"]
+        opts += ["MODEL.MASK_ON", "False", "MODEL.META_ARCHITECTURE", "SemanticSegmentor"]
     if quick:
         # Exercise the periodic checkpoint and evaluation inside the short run (in its second block).
         opts += ["SOLVER.CHECKPOINT_PERIOD", str(2 * block), "TEST.EVAL_PERIOD", str(2 * block),

@@ -77,26 +77,27 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def dataset_arguments(p: argparse.ArgumentParser, required: bool, what: str) -> None:
+        p.add_argument("--dataset", required=required, help="a registered dataset, or one of the config's "
+                                                             "DATASETS.CUSTOM (images and ground truth)")
+        p.add_argument("--config-file", default=None, metavar="FILE", help="config declaring the dataset (optional)")
+        p.add_argument("--output", required=True, metavar="DIR", help=f"folder for one PNG per {what}")
+        p.add_argument("--max-images", type=int, default=None, metavar="N", help=f"draw only the first N {what}s")
+
     p = sub.add_parser("dataset", help="ground truth of a dataset: classes, ignore classes, instance outlines")
-    p.add_argument("--dataset", required=True, help="a registered dataset, or one of the config's DATASETS.CUSTOM")
-    p.add_argument("--config-file", default=None, metavar="FILE", help="config declaring the dataset (optional)")
-    p.add_argument("--output", required=True, metavar="DIR", help="folder for one PNG per image")
-    p.add_argument("--max-images", type=int, default=None, metavar="N", help="draw only the first N images")
+    dataset_arguments(p, required=True, what="image")
     p.set_defaults(func=cmd_dataset)
 
     p = sub.add_parser("predictions", help="image | ground truth | prediction | error map, per prediction file")
     p.add_argument("--pred", required=True, metavar="DIR",
                    help="folder of prediction label images (tools/predict.py), matched to images by file stem")
-    p.add_argument("--dataset", default=None, help="a registered dataset holding the images and ground truth")
-    p.add_argument("--config-file", default=None, metavar="FILE", help="config declaring the dataset (optional)")
+    dataset_arguments(p, required=False, what="prediction")
     p.add_argument("--gt", default=None, metavar="DIR", help="folder of ground-truth label images (without --dataset)")
     p.add_argument("--images", default=None, metavar="DIR", help="folder of the images (without --dataset)")
     p.add_argument("--classes", default=None, metavar="FILE", help="classes file, JSON or YAML (without --dataset)")
     p.add_argument("--label-format", choices=("gray", "blue", "palette", "rgb"), default=None,
                    help="how the prediction files encode class ids, as tools/predict.py --label-format (with --gt "
                         "also the ground truth); default: the dataset's or the classes file's format")
-    p.add_argument("--output", required=True, metavar="DIR", help="folder for one PNG per prediction")
-    p.add_argument("--max-images", type=int, default=None, metavar="N", help="draw only the first N predictions")
     p.set_defaults(func=cmd_predictions)
 
     p = sub.add_parser("evaluation", help="IoU per class and the confusion matrix of a results JSON")

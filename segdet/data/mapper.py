@@ -31,7 +31,7 @@ _PAD = 255
 
 
 class DatasetMapper:
-    """Callable turning a dataset dict into a model input dict (see the data contract).
+    """Callable turning a dataset dict into a model input dict (ARCHITECTURE.md, "Model input dict").
 
     The output is a copy of the dataset dict (every key kept, as detectron2's mapper does),
     extended with `image` (uint8 3xHxW RGB, after the augmentations) and, in training,

@@ -67,6 +67,16 @@ def panoptic_ground_truth(
     segments: dict[int, dict] = {}
     taken = void.copy()
     crowd: dict[int, np.ndarray] = {}
+
+    def add_segment(mask: np.ndarray, category: int, iscrowd: int) -> None:
+        """The free pixels of `mask` as a new segment (none if no pixel is free)."""
+        mask = mask & ~taken
+        if mask.any():
+            segment_id = len(segments) + 1
+            seg[mask] = segment_id
+            segments[segment_id] = {"category_id": category, "iscrowd": iscrowd}
+            taken[mask] = True
+
     for ann in annotations:
         category = int(ann.get("category_id", -1))
         if category not in things:
@@ -76,20 +86,10 @@ def panoptic_ground_truth(
         mask = segmentation_to_mask(ann["segmentation"], height, width, where)
         if ann.get("iscrowd", 0):
             crowd[category] = crowd.get(category, np.zeros_like(mask)) | mask
-            continue
-        mask &= ~taken
-        if mask.any():
-            segment_id = len(segments) + 1
-            seg[mask] = segment_id
-            segments[segment_id] = {"category_id": category, "iscrowd": 0}
-            taken |= mask
+        else:
+            add_segment(mask, category, 0)
     for category, mask in sorted(crowd.items()):
-        mask &= ~taken
-        if mask.any():
-            segment_id = len(segments) + 1
-            seg[mask] = segment_id
-            segments[segment_id] = {"category_id": category, "iscrowd": 1}
-            taken |= mask
+        add_segment(mask, category, 1)
     for category in np.unique(sem_gt[~taken]):
         category = int(category)
         if category in things:

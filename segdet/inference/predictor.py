@@ -1,7 +1,7 @@
 """Predictor: a trained model applied to image arrays, as a Python call.
 
     predictor = Predictor.from_checkpoint("output/model_final.pth")
-    output = predictor(image_rgb)        # the output dict of DESIGN.md, on the CPU
+    output = predictor(image_rgb)        # the output dict of ARCHITECTURE.md, on the CPU
     output["segmentation_image"]         # (H, W) int64 class ids at the image's own size
 
 A segdet checkpoint carries the classes (`metadata`) and the training config (`config`):
@@ -123,7 +123,7 @@ class Predictor:
             tile_size, overlap, merge: override TEST.TILE_SIZE / TILE_OVERLAP / TILE_MERGE.
             return_scores: keep `sem_seg` (C x H x W scores) in the output.
         Returns:
-            The output dict (DESIGN.md) at the image's size, tensors on the CPU.
+            The output dict (ARCHITECTURE.md) at the image's size, tensors on the CPU.
         """
         return self.predict_batch([image], tile_size, overlap, merge, return_scores)[0]
 

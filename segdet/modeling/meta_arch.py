@@ -1,6 +1,6 @@
 """Meta-architectures: SemanticSegmentor (semantic path only) and PanopticFPN (plus Mask R-CNN).
 
-`forward(batched_inputs)` takes a list of model input dicts (DESIGN.md) and returns a dict
+`forward(batched_inputs)` takes a list of model input dicts (ARCHITECTURE.md) and returns a dict
 of losses in training, and a list of output dicts (at the original image size) in inference.
 """
 from __future__ import annotations

@@ -1,12 +1,5 @@
-"""Drawing primitives of segdet's pictures: checks of the arrays, class colors and patterns,
-text with an outline, blending and enlarging.
-
-Conventions, so that a picture never hides a labeling problem:
-- every class has the color its metadata gives (`Metadata.class_colors`), also in the legend;
-- ignore classes are hatched (diagonal stripes of their color and black) and listed as
-  "(ignored)" in the legend, so they cannot be mistaken for a class that is learned;
-- values that are not class ids (>= num_classes, negative, or the ignore value 255) are a
-  magenta/black checker board, listed as "not a class".
+"""Drawing primitives of segdet's pictures: checks of the arrays, class colors and patterns
+(the conventions are in `segdet.visualization`), text with an outline, blending and enlarging.
 
 All arrays are RGB uint8 (HxWx3); OpenCV draws (text with cv2.putText, scaled to the image,
 with a dark outline); work is vectorized, so a 2000x2000 overlay takes a fraction of a second.

@@ -32,11 +32,12 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from fvcore.common.registry import Registry
 
 from segdet.data.formats.camvid import register_camvid
+from segdet.data.formats.coco_semantic import register_coco_semantic
 from segdet.data.formats.deepdiva import register_deepdiva
 from segdet.data.formats.image_folder import load_image_folder, register_image_folder
 from segdet.data.formats.instance_masks import load_instance_masks, register_instance_masks, register_pennfudan
@@ -58,33 +59,13 @@ def _register_format(format_name: str, fn: Callable[..., Any]) -> None:
     DATASET_FORMAT_REGISTRY.register(wrapper)
 
 
-def coco_semantic(
-    name: str,
-    json_file: str,
-    image_root: str,
-    sem_seg_root: str,
-    metadata: Optional[Any] = None,
-    classes_file: Optional[str] = None,
-    split_file: Optional[str] = None,
-    split: Optional[str] = None,
-) -> Any:
-    """COCO instances json + a folder of semantic PNGs (see segdet.data.formats.coco_semantic)."""
-    # Imported on call, so the other formats work whether or not that module is present.
-    from segdet.data.formats.coco_semantic import register_coco_semantic
-
-    return register_coco_semantic(
-        name, json_file, image_root, sem_seg_root,
-        metadata=metadata, classes_file=classes_file, split_file=split_file, split=split,
-    )
-
-
 _register_format("image_folder", register_image_folder)
 _register_format("deepdiva", register_deepdiva)
 _register_format("voc", register_voc)
 _register_format("instance_masks", register_instance_masks)
 _register_format("pennfudan", register_pennfudan)
 _register_format("camvid", register_camvid)
-DATASET_FORMAT_REGISTRY.register(coco_semantic)
+_register_format("coco_semantic", register_coco_semantic)
 
 
 def _plain(value: Any) -> Any:

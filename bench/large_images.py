@@ -4,7 +4,7 @@ peak resident memory.
 
 Each (size, overlap) runs in a fresh subprocess, so that its peak memory is its own. The model
 is the demo config's semantic-only model (ResNet-18, FPN 96; random weights: speed does not
-depend on them) or a segdet checkpoint (--weights), through `segdet.inference.predictor.Predictor`
+depend on them; training class weights recorded and the class weight correction on) or a segdet checkpoint (--weights), through `segdet.inference.predictor.Predictor`
 with tiles of 512 and overlap 0.5 (the default) and 0.25, `return_scores=False` (outputs:
 segmentation_image int64 + segmentation_confidence float32, 12 bytes per pixel).
 
@@ -63,8 +63,15 @@ def argparse_hidden():
     return argparse.SUPPRESS
 
 
+# Class weights of the kind median-frequency balancing gives the demo (border: an ignore class),
+# with the full class weight correction at inference, as the shipped recipes use it.
+CLASS_WEIGHTS = [0.2, 1.5, 2.0, 1.8, 0.0]
+CORRECTION = 1.0
+
+
 def random_weights_checkpoint(path: str) -> str:
-    """Save the demo config's semantic-only model with random weights as a segdet checkpoint."""
+    """Save the demo config's semantic-only model with random weights as a segdet checkpoint,
+    with training class weights and the class weight correction on."""
     import torch
 
     from segdet.checkpoint import atomic_torch_save
@@ -73,10 +80,12 @@ def random_weights_checkpoint(path: str) -> str:
     from segdet.modeling import build_model
 
     cfg = load_config(DEMO_CONFIG, ["MODEL.DEVICE", "cpu", "MODEL.MASK_ON", "False",
-                                    "MODEL.META_ARCHITECTURE", "SemanticSegmentor"])
+                                    "MODEL.META_ARCHITECTURE", "SemanticSegmentor",
+                                    "MODEL.SEM_SEG_HEAD.CLASS_WEIGHT_CORRECTION", str(CORRECTION)])
     metadata = demo_metadata()
     torch.manual_seed(0)
     model = build_model(cfg, metadata)
+    model.set_training_class_weights(CLASS_WEIGHTS)
     atomic_torch_save({"model": model.state_dict(), "metadata": metadata.to_dict(), "config": cfg.dump()}, path)
     return path
 

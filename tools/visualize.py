@@ -40,7 +40,7 @@ def cmd_dataset(args: argparse.Namespace) -> None:
 
 
 def cmd_predictions(args: argparse.Namespace) -> None:
-    from segdet.inference.predict_files import prediction_files
+    from segdet.data.prediction_folder import prediction_files
     from segdet.inference.writers import segmentation_codec
     from segdet.visualization.folders import draw_predictions
 

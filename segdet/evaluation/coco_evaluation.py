@@ -8,13 +8,14 @@ import logging
 import os
 from typing import Optional
 
+import numpy as np
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from segdet.errors import DataError
 from segdet.evaluation.evaluator import DatasetEvaluator
 from segdet.utils.files import write_json
-from segdet.structures.boxes import to_xyxy
+from segdet.structures.boxes import BoxMode, convert_boxes
 from segdet.structures.coco import instances_to_coco_results
 from segdet.structures.masks import annotation_area, segmentation_to_rle, valid_polygons
 from segdet.structures.metadata import Metadata
@@ -42,13 +43,13 @@ def _pycocotools_to_log(level: int = logging.DEBUG):
 def _annotation_to_coco(ann: dict, height: int, width: int, where: str) -> dict:
     """One dataset-dict annotation as a COCO annotation (without ids)."""
     try:
-        x0, y0, x1, y1 = to_xyxy(ann["bbox"], ann.get("bbox_mode", 0))
+        x0, y0, w, h = convert_boxes(np.asarray(ann["bbox"]).reshape(4), ann.get("bbox_mode", 0), BoxMode.XYWH_ABS)
     except (KeyError, ValueError, TypeError) as e:
         raise DataError(f"{where}: annotation without a valid bbox/bbox_mode ({e})") from None
-    coco_ann = {"bbox": [x0, y0, x1 - x0, y1 - y0], "iscrowd": int(ann.get("iscrowd", 0))}
+    coco_ann = {"bbox": [x0, y0, w, h], "iscrowd": int(ann.get("iscrowd", 0))}
     seg = ann.get("segmentation")
     if seg is None or (isinstance(seg, list) and not seg):
-        coco_ann["area"] = float((x1 - x0) * (y1 - y0))
+        coco_ann["area"] = float(w * h)
         return coco_ann
     rle = segmentation_to_rle(seg, height, width, where)
     # Polygons stay polygons (as in a COCO json); RLE is stored compressed.

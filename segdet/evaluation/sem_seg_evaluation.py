@@ -12,6 +12,7 @@ from typing import Any, Optional
 import numpy as np
 
 from segdet.data.label_codec import LabelCodec
+from segdet.data.prediction_folder import prediction_files
 from segdet.structures.metadata import Metadata
 from segdet.errors import ConfigError, DataError
 from segdet.evaluation.evaluator import DatasetEvaluator
@@ -231,7 +232,8 @@ def evaluate_prediction_folders(
         DataError: listing every problem found.
     """
     gts = files_by_stem(gt_dir, IMAGE_EXTENSIONS, "ground-truth")
-    preds = files_by_stem(pred_dir, IMAGE_EXTENSIONS, "prediction")
+    # A folder of tools/predict.py: its confidence and overlay pictures are not predictions.
+    preds = prediction_files(pred_dir)
     if not gts:
         raise DataError(f"ground-truth folder {gt_dir} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
     problems = []

@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
+from segdet.data.prediction_folder import SIDE_FILE_SUFFIXES
 from segdet.errors import DataError
 from segdet.inference.writers import (
     CONFIDENCE_EXTENSIONS,
@@ -25,27 +26,12 @@ from segdet.inference.writers import (
     write_overlay,
     write_segmentation,
 )
-from segdet.utils.files import files_by_stem
 from segdet.utils.image_io import IMAGE_EXTENSIONS, read_image
 from segdet.utils.progress import Progress
 
 logger = logging.getLogger(__name__)
 
 COCO_RESULTS_FILE = "coco_instances_results.json"
-# What predict_files writes next to each segmentation_image <stem>.png.
-SIDE_FILE_SUFFIXES = ("_confidence", "_overlay")
-
-
-def prediction_files(folder: str) -> dict[str, str]:
-    """stem -> segmentation_image file of a prediction folder: its image files without the
-    confidence and overlay pictures that `predict_files` writes next to them. A folder without
-    any is a DataError naming it."""
-    files = files_by_stem(folder, IMAGE_EXTENSIONS, "prediction")
-    found = {stem: path for stem, path in files.items()
-             if not any(stem.endswith(suffix) and stem[: -len(suffix)] in files for suffix in SIDE_FILE_SUFFIXES)}
-    if not found:
-        raise DataError(f"prediction folder {folder} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
-    return found
 
 
 def _is_image(path: str) -> bool:

@@ -13,10 +13,18 @@ class BoxMode(IntEnum):
     XYWH_ABS = 1  # (x0, y0, width, height) in pixels, as COCO json
 
 
+def convert_boxes(boxes, from_mode: int, to_mode: int) -> np.ndarray:
+    """Boxes (N x 4, or one box of 4) from one BoxMode to another, as float64."""
+    boxes = np.array(boxes, dtype=np.float64)
+    flat = boxes.reshape(-1, 4)
+    from_mode, to_mode = BoxMode(from_mode), BoxMode(to_mode)
+    if from_mode == BoxMode.XYWH_ABS and to_mode == BoxMode.XYXY_ABS:
+        flat[:, 2:] += flat[:, :2]
+    elif from_mode == BoxMode.XYXY_ABS and to_mode == BoxMode.XYWH_ABS:
+        flat[:, 2:] -= flat[:, :2]
+    return boxes
+
+
 def to_xyxy(bbox, mode: int) -> np.ndarray:
-    """A box as float (x0, y0, x1, y1)."""
-    box = np.asarray(bbox, dtype=np.float64).reshape(4)
-    if BoxMode(mode) == BoxMode.XYWH_ABS:
-        box = box.copy()
-        box[2:] += box[:2]
-    return box
+    """A dataset dict's box as float (x0, y0, x1, y1)."""
+    return convert_boxes(np.asarray(bbox, dtype=np.float64).reshape(4), mode, BoxMode.XYXY_ABS)

@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 
 from segdet.errors import DataError
+from segdet.structures.boxes import BoxMode, convert_boxes
 from segdet.structures.instances import Instances
 from segdet.structures.masks import masks_to_rles
 
@@ -20,7 +21,7 @@ def instances_to_coco_results(instances: Instances, image_id: Any) -> list[dict]
         [{image_id, category_id (the class id), bbox XYWH, score, segmentation (RLE, counts str)?}].
     """
     instances = instances.numpy()
-    boxes = instances.pred_boxes.astype(np.float64).reshape(-1, 4)
+    boxes = convert_boxes(instances.pred_boxes.reshape(-1, 4), BoxMode.XYXY_ABS, BoxMode.XYWH_ABS)
     scores = instances.scores.astype(np.float64).reshape(-1)
     classes = instances.pred_classes.astype(np.int64).reshape(-1)
     if not len(boxes) == len(scores) == len(classes):
@@ -32,11 +33,10 @@ def instances_to_coco_results(instances: Instances, image_id: Any) -> list[dict]
         rles = masks_to_rles(masks if masks.dtype == np.bool_ else masks >= 0.5)
     results = []
     for k in range(len(boxes)):
-        x0, y0, x1, y1 = boxes[k]
         result = {
             "image_id": image_id,
             "category_id": int(classes[k]),
-            "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+            "bbox": [float(v) for v in boxes[k]],
             "score": float(scores[k]),
         }
         if rles is not None:

@@ -76,6 +76,18 @@ def test_gray_folders_end_to_end(tmp_path):
     assert "orange" in proc.stdout and "border (ignore)" in proc.stdout and "0.7500" in proc.stdout
 
 
+def test_the_side_files_of_tools_predict_are_not_predictions(tmp_path):
+    gt, pred = halcon_folders(tmp_path, write_gray)
+    # tools/predict.py writes a confidence PNG and an overlay JPEG next to each segmentation PNG.
+    write_gray(pred / "img1_confidence.png", np.full(np.shape(HALCON_GT), 255))
+    assert cv2.imwrite(str(pred / "img2_overlay.jpg"), np.zeros((3, 5, 3), np.uint8))
+    out = tmp_path / "eval.json"
+    assert tool_main("--gt", gt, "--pred", pred, "--num-classes", 5, "--ignore-class-ids", 4,
+                     "--output", out) == 0
+    res = json.loads(out.read_text())["sem_seg"]
+    assert res["pixel_accuracy"] == pytest.approx((21 + 15) / (24 + 15))  # as without the side files
+
+
 def test_blue_channel_folders(tmp_path):
     rng = np.random.default_rng(0)
     gt, pred = halcon_folders(tmp_path, lambda p, ids: write_blue(p, ids, rng))

@@ -1,8 +1,8 @@
 """Export a model's semantic path (RGB image -> class scores) to ONNX or TorchScript.
 
 Both meta-architectures export the same graph: backbone + semantic head, with the pixel
-normalization, the padding to a multiple of 32, the softmax and the choice of the class
-inside it, so a deployment feeds raw RGB and reads class probabilities. A PanopticFPN
+normalization, the padding to a multiple of 32, the class weight correction, the softmax and
+the choice of the class inside it (the model's own `postprocess.class_scores`), so a deployment feeds raw RGB and reads class probabilities. A PanopticFPN
 exports its semantic path only (the instance branch's RPN, RoI heads and NMS are left out).
 
 The exported graph:
@@ -21,7 +21,7 @@ import os
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -203,7 +203,8 @@ def export_info(metadata: Metadata, module: SemanticExportModule, fmt: str, opse
     """What a deployment needs to use the exported model: classes, input format, outputs."""
     c = module.num_classes
     outputs = [{"name": "sem_seg", "dtype": "float32", "shape": ["N", c, "H", "W"],
-                "description": "class probabilities (softmax); ignore classes have probability 0"}]
+                "description": "class probabilities (softmax, with the class weight correction the model was "
+                               "configured with); ignore classes have probability 0"}]
     if module.with_segmentation:
         outputs += [
             {"name": "segmentation_image", "dtype": "int64", "shape": ["N", "H", "W"],
@@ -229,6 +230,9 @@ def export_info(metadata: Metadata, module: SemanticExportModule, fmt: str, opse
         },
         "outputs": outputs,
         "output_names": [o["name"] for o in outputs],
+        # The scores are divided by exp(score_offsets) (each class's training weight to the power of
+        # MODEL.SEM_SEG_HEAD.CLASS_WEIGHT_CORRECTION) before they are normalized; all 0 without correction.
+        "score_offsets": module.score_offsets.flatten().tolist(),
         "torch_version": torch.__version__,
         "weights": weights,
     }
@@ -237,20 +241,30 @@ def export_info(metadata: Metadata, module: SemanticExportModule, fmt: str, opse
     return info
 
 
-def run_exported(path: str, fmt: str, image: torch.Tensor) -> list[np.ndarray]:
-    """Run an exported file on `image` (N, 3, H, W float32) with onnxruntime or torch.jit.load."""
+def load_exported(path: str, fmt: str) -> Callable[[torch.Tensor], list[np.ndarray]]:
+    """An exported file ready to run: a function of `image` (N, 3, H, W float32) returning its
+    outputs as numpy arrays (onnxruntime on the CPU, or torch.jit.load)."""
     if fmt == "onnx":
         try:
             import onnxruntime as ort
         except ImportError:
-            raise ExportError("checking an ONNX export needs onnxruntime: pip install 'segdet[export]'") from None
+            raise ExportError("running an ONNX export needs onnxruntime: pip install 'segdet[export]'") from None
         session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-        return list(session.run(None, {INPUT_NAME: image.numpy()}))
+        return lambda image: list(session.run(None, {INPUT_NAME: image.numpy()}))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)
         loaded = torch.jit.load(path, map_location="cpu")
-    with torch.no_grad():
-        return [t.numpy() for t in loaded(image)]
+
+    def run(image: torch.Tensor) -> list[np.ndarray]:
+        with torch.no_grad():
+            return [t.numpy() for t in loaded(image)]
+
+    return run
+
+
+def run_exported(path: str, fmt: str, image: torch.Tensor) -> list[np.ndarray]:
+    """Run an exported file once on `image` (N, 3, H, W float32)."""
+    return load_exported(path, fmt)(image)
 
 
 def compare_exported(module: SemanticExportModule, path: str, fmt: str, image: torch.Tensor) -> tuple[float, float]:

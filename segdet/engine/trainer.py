@@ -34,18 +34,25 @@ def checkpoint_extra_data(cfg, metadata: Metadata) -> dict:
     return {"metadata": metadata.to_dict(), "config": cfg.dump()}
 
 
-def evaluate(cfg, model: nn.Module) -> "OrderedDict[str, dict]":
+def test_datasets(cfg) -> "OrderedDict[str, list[dict]]":
+    """The dataset dicts of each of DATASETS.TEST, loaded once (a trainer keeps them for its evaluations)."""
+    return OrderedDict((name, get_dataset_dicts([name])) for name in cfg.DATASETS.TEST)
+
+
+def evaluate(cfg, model: nn.Module, datasets: "OrderedDict[str, list[dict]] | None" = None
+             ) -> "OrderedDict[str, dict]":
     """Evaluate the model on each of DATASETS.TEST; print tables, save JSON under OUTPUT_DIR/inference/.
 
+    Args:
+        datasets: name -> dataset dicts (`test_datasets(cfg)`); None = load them now.
     Returns:
         dataset name -> results dict (rank 0; other ranks get empty dicts).
     """
     results: "OrderedDict[str, dict]" = OrderedDict()
-    for name in cfg.DATASETS.TEST:
+    for name, dicts in (datasets if datasets is not None else test_datasets(cfg)).items():
         dataset_metadata = resolve_metadata(cfg, [name])
         mapper = DatasetMapper.from_config(cfg, is_train=False, metadata=dataset_metadata)
-        loader = build_test_loader(mapper, get_dataset_dicts([name]), batch_size=1,
-                                   num_workers=cfg.DATALOADER.NUM_WORKERS,
+        loader = build_test_loader(mapper, dicts, batch_size=1, num_workers=cfg.DATALOADER.NUM_WORKERS,
                                    skip_bad_samples=cfg.DATALOADER.SKIP_BAD_SAMPLES)
         results[name] = evaluate_dataset(cfg, model, loader, dataset_metadata)
     return results
@@ -78,6 +85,7 @@ class Trainer:
             self.model = DistributedDataParallel(model, device_ids=device_ids,
                                                  find_unused_parameters=instances_enabled(cfg))
         self.train_dicts = get_dataset_dicts(cfg.DATASETS.TRAIN)
+        self.test_dicts = test_datasets(cfg)
         class_weights = resolve_class_weights(cfg, self.train_dicts, self.metadata, self.metadata.ignore_class_ids)
         self.mapper = DatasetMapper.from_config(cfg, is_train=True, metadata=self.metadata,
                                                 class_weights=class_weights)
@@ -120,7 +128,7 @@ class Trainer:
         if cfg.DATASETS.TEST:
             self.eval_hook = hooks.EvalHook(
                 cfg.TEST.EVAL_PERIOD,
-                lambda: flatten_for_single_dataset(evaluate(cfg, self.unwrapped_model)),
+                lambda: flatten_for_single_dataset(evaluate(cfg, self.unwrapped_model, self.test_dicts)),
             )
             ret.append(self.eval_hook)
             if cfg.SOLVER.BEST_CHECKPOINT_METRIC:

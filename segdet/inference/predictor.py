@@ -28,6 +28,7 @@ from segdet.data.transforms.augmentation import apply_augmentations, build_augme
 from segdet.errors import ConfigError, DataError
 from segdet.inference.tiling import TiledSegmenter
 from segdet.modeling.load import load_model
+from segdet.structures.instances import Instances
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +51,8 @@ def as_rgb_image(image: np.ndarray, where: str = "image") -> np.ndarray:
 
 
 def _to_cpu(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.cpu()
+    if isinstance(value, (torch.Tensor, Instances)):
+        return value.to("cpu")
     if isinstance(value, dict):
         return {k: _to_cpu(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

@@ -68,7 +68,7 @@ def main() -> None:
     for fmt, name in (("onnx", "model.onnx"), ("torchscript", "model.ts")):
         path = os.path.join(folder, name)
         export_model(cfg, path, fmt, weights=args.weights, check_size=(dicts[0]["height"], dicts[0]["width"]))
-        engines[fmt] = load_exported(path, fmt)
+        engines[fmt] = load_exported(path, fmt, threads)
 
     labels = GroundTruthLabels(metadata)
     evaluators = {e: SemSegEvaluator(metadata, labels=labels) for e in ENGINES}

@@ -241,15 +241,19 @@ def export_info(metadata: Metadata, module: SemanticExportModule, fmt: str, opse
     return info
 
 
-def load_exported(path: str, fmt: str) -> Callable[[torch.Tensor], list[np.ndarray]]:
+def load_exported(path: str, fmt: str, threads: Optional[int] = None) -> Callable[[torch.Tensor], list[np.ndarray]]:
     """An exported file ready to run: a function of `image` (N, 3, H, W float32) returning its
-    outputs as numpy arrays (onnxruntime on the CPU, or torch.jit.load)."""
+    outputs as numpy arrays (onnxruntime on the CPU, or torch.jit.load). `threads`: onnxruntime's
+    intra-op threads (default: its own choice); TorchScript uses torch's."""
     if fmt == "onnx":
         try:
             import onnxruntime as ort
         except ImportError:
             raise ExportError("running an ONNX export needs onnxruntime: pip install 'segdet[export]'") from None
-        session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = int(threads)
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         return lambda image: list(session.run(None, {INPUT_NAME: image.numpy()}))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=FutureWarning)

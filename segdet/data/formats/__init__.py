@@ -24,6 +24,9 @@ their arguments:
     camvid          root, name_prefix
     coco_semantic   name, json_file, image_root, sem_seg_root, metadata, classes_file, split_file, split
 
+Every format takes LABEL_MAP (raw label -> class, many to one; `Metadata.label_map`), added to
+the metadata of what it registers.
+
 A format of your own: decorate a function with `@DATASET_FORMAT_REGISTRY.register()`;
 its name is the format name, and it takes `name` (or `name_prefix`) and its arguments.
 """
@@ -36,13 +39,14 @@ from typing import Any, Callable
 
 from fvcore.common.registry import Registry
 
+from segdet.data.catalog import MetadataCatalog
 from segdet.data.formats.camvid import register_camvid
 from segdet.data.formats.coco_semantic import register_coco_semantic
 from segdet.data.formats.deepdiva import register_deepdiva
 from segdet.data.formats.image_folder import load_image_folder, register_image_folder
 from segdet.data.formats.instance_masks import load_instance_masks, register_instance_masks, register_pennfudan
 from segdet.data.formats.voc import load_voc, register_voc
-from segdet.errors import ConfigError
+from segdet.errors import ConfigError, DataError
 
 DATASET_FORMAT_REGISTRY = Registry("DATASET_FORMAT")
 DATASET_FORMAT_REGISTRY.__doc__ = """Format name -> function registering datasets of that on-disk layout."""
@@ -115,6 +119,7 @@ def register_from_config(cfg: Any) -> list[str]:
                 break
         if not takes_any:
             known = [p for p, v in params.items() if v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)]
+            known += [] if "label_map" in known else ["label_map"]
             for key in args:
                 if key not in known:
                     close = difflib.get_close_matches(key, known, n=1)
@@ -130,8 +135,18 @@ def register_from_config(cfg: Any) -> list[str]:
             raise ConfigError(
                 f"{where}: format '{format_name}' needs {', '.join(m.upper() for m in missing)}, which is missing"
             )
+        # A value map for formats that do not take one themselves: added to the metadata of
+        # every name the entry registers (the codec reads it).
+        label_map = args.pop("label_map", None) if "label_map" not in params else None
         result = fn(**args)
-        registered.extend(result if isinstance(result, list) else [args.get("name", entry)])
+        names = result if isinstance(result, list) else [args.get("name", entry)]
+        if label_map is not None:
+            for name in names:
+                try:
+                    MetadataCatalog.set(name, MetadataCatalog.get(name).with_label_map(label_map))
+                except DataError as e:
+                    raise ConfigError(f"{where}.LABEL_MAP: {e}") from None
+        registered.extend(names)
     return registered
 
 

@@ -68,7 +68,9 @@ def resolve_metadata(
     if not isinstance(metadata, Metadata):
         raise DataError(f"{where}: metadata must be a Metadata or a dict, got {type(metadata).__name__}")
     # A copy, so that registering it under a name leaves the caller's object alone.
-    return dataclasses.replace(metadata, **overrides)
+    metadata = dataclasses.replace(metadata, **overrides)
+    metadata.check_label_map(where)
+    return metadata
 
 
 def load_image_folder(

@@ -130,7 +130,8 @@ class LabelCodec:
         if self.label_format == "palette":
             image = Image.fromarray(values.astype(np.uint8), mode="P")
             palette = np.zeros((256, 3), dtype=np.uint8)
-            palette[encoding] = self._colors
+            writable = self._encoding >= 0
+            palette[self._encoding[writable]] = self._colors[writable]
             image.putpalette(palette.reshape(-1).tolist())
             return image
         return values

@@ -185,3 +185,13 @@ def test_bad_files_are_named(tmp_path):
     os.remove(tmp_path / "x.json")
     with pytest.raises(DataError, match="no LabelMe files"):
         load_labelme(folder, labelme_classes(folder, classes_file=str(classes_file)))
+
+
+def test_windows_image_path(tmp_path):
+    (tmp_path / "labels").mkdir()
+    write_image(tmp_path / "images" / "x.png")
+    data = {"shapes": [_poly("car", (0, 9, 0, 9))], "imagePath": "..\\images\\x.png", "imageData": None}
+    (tmp_path / "labels" / "x.json").write_text(json.dumps(data))
+    folder = str(tmp_path / "labels")
+    (d,) = load_labelme(folder, labelme_classes(folder))
+    assert os.path.samefile(d["file_name"], tmp_path / "images" / "x.png")

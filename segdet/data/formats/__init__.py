@@ -31,9 +31,9 @@ their arguments:
     cityscapes      root, name_prefix, splits, instances, label_map
     ade20k          root, name_prefix, label_map
 
-Every format takes LABEL_MAP (raw label -> class, many to one; `Metadata.label_map`): the
-formats that label by name map names, the others pixel values (or colors), added to the
-metadata of what they register.
+Every format but instance_masks and pennfudan takes LABEL_MAP (raw label -> class, many to
+one; `Metadata.label_map`): the formats that label by name map names, the others pixel values
+(or colors), added to the metadata of what they register.
 
 A format of your own: decorate a function with `@DATASET_FORMAT_REGISTRY.register()`;
 its name is the format name, and it takes `name` (or `name_prefix`) and its arguments.

@@ -142,7 +142,8 @@ def _image_file(item: LabelmeFile, images: str) -> str:
     """The image of a LabelMe file: `imagePath` if it exists, else `imageData` (cached)."""
     image_path = item.data.get("imagePath")
     if image_path:
-        candidate = os.path.join(os.path.dirname(os.path.abspath(item.path)), image_path)
+        # LabelMe on Windows writes backslashes.
+        candidate = os.path.join(os.path.dirname(os.path.abspath(item.path)), image_path.replace("\\", "/"))
         if os.path.isfile(candidate):
             return candidate
     embedded = item.data.get("imageData")

@@ -179,3 +179,17 @@ def test_bad_input_is_named(tmp_path):
     with pytest.raises(DataError, match=r"image listed in .*x\.json not found"):
         load_coco(json_file, images, coco_classes(json_file))
 
+
+
+def test_two_jsons_of_one_folder_keep_their_own_pictures(tmp_path):
+    first, images = _one_image_json(tmp_path, [{"category_id": 5, "segmentation": [coco_polygon(TABLE)]}])
+    other = tmp_path / "other.json"
+    coco = json.loads(open(first).read())
+    coco["annotations"][0]["segmentation"] = [coco_polygon(CUP)]
+    other.write_text(json.dumps(coco))
+    (a,) = load_coco(first, images, coco_classes(first))
+    (b,) = load_coco(str(other), images, coco_classes(str(other)))
+    # Same image stem, same cache root: both pictures stay, each with its own annotations.
+    assert os.path.isfile(a["sem_seg_file_name"]) and os.path.isfile(b["sem_seg_file_name"])
+    assert int((_decoded(a, coco_classes(first).metadata) == 1).sum()) == box_mask(TABLE).sum()
+    assert int((_decoded(b, coco_classes(first).metadata) == 1).sum()) == box_mask(CUP).sum()

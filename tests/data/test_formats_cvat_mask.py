@@ -9,7 +9,7 @@ from segdet.data.formats.cvat_mask import cvat_metadata, load_cvat_mask, read_la
 from segdet.data.label_codec import LabelCodec
 from segdet.errors import DataError
 from segdet.structures.masks import segmentation_to_mask
-from tests.data.format_files import CATS, CVAT_COLORS, GRASS, H, W, box_mask, write_cvat_mask
+from tests.data.format_files import CATS, CVAT_COLORS, GRASS, INSTANCE_COLORS, H, W, box_mask, write_cvat_mask
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
@@ -25,12 +25,13 @@ def test_labelmap_classes_colors_and_instances(tmp_path):
     for d in dicts:
         np.testing.assert_array_equal(LabelCodec(meta).read(d["sem_seg_file_name"]), case.expected[d["image_id"]])
         # grass has an object color too, but it is stuff: only the cats are instances.
+        # One instance per object color, in color order: (128, 0, 0) is the grass, then the cats.
         masks = [segmentation_to_mask(a["segmentation"], H, W) for a in d["annotations"]]
         assert [a["category_id"] for a in d["annotations"]] == [1] * len(CATS[d["image_id"]])
-        expected = sorted((box_mask(b) for b in CATS[d["image_id"]]), key=lambda m: -m.sum())
-        for mask in masks:
-            assert any(np.array_equal(mask, e) for e in expected)
-        assert len({m.tobytes() for m in masks}) == len(masks)
+        by_color = {color: box_mask(box) for color, box in zip(INSTANCE_COLORS[1:], CATS[d["image_id"]])}
+        expected = [by_color[c] for c in sorted(by_color, key=lambda c: c[0] * 65536 + c[1] * 256 + c[2])]
+        for mask, e in zip(masks, expected):
+            np.testing.assert_array_equal(mask, e)
 
 
 def test_label_map_merges_labels_by_name(tmp_path):

@@ -90,8 +90,10 @@ def load_coco(json_file: str, image_root: str, classes: NamedClasses, crowd: str
         if crowd == "ignore" and any(a.get("iscrowd", 0) for a in coco.anns.values()) else None
     metadata = classes.metadata
     things = set(metadata.thing_class_ids)
+    # The json's path is part of the key: two jsons never share pictures (or remove each other's).
     folder = cache_folder(cache_dir, os.path.dirname(os.path.abspath(json_file)), "coco",
-                          [metadata.class_names, sorted(cat_to_class.items()), classes.background_id, crowd])
+                          [os.path.abspath(json_file), metadata.class_names, sorted(cat_to_class.items()),
+                           classes.background_id, crowd])
     images = list(coco_images(coco, json_file, os.path.abspath(image_root), "their drawn labels"))
     kept = {d["image_id"] for d in apply_split([{"image_id": i.stem} for i in images], split_file, split)}
     images = [i for i in images if i.stem in kept]

@@ -207,10 +207,12 @@ def load_labelme(folder: str, classes: NamedClasses, cache_dir: Optional[str] = 
     kept = {d["image_id"] for d in apply_split([{"image_id": f.stem} for f in items], split_file, split)}
     items = [f for f in items if f.stem in kept]
     metadata = classes.metadata
-    settings = [metadata.class_names, metadata.thing_class_ids, sorted(classes.label_map.items()),
-                classes.background_id, LINE_WIDTH, POINT_SIZE]
-    labels_folder = cache_folder(cache_dir, os.path.abspath(folder), "labelme", settings)
-    images_folder = cache_folder(cache_dir, os.path.abspath(folder), "labelme-images", [])
+    # The folder is part of the key: two datasets never share pictures (or remove each other's).
+    where = os.path.abspath(folder)
+    settings = [where, metadata.class_names, sorted(classes.label_map.items()), classes.background_id,
+                LINE_WIDTH, POINT_SIZE]
+    labels_folder = cache_folder(cache_dir, where, "labelme", settings)
+    images_folder = cache_folder(cache_dir, where, "labelme-images", [where])
     progress = Progress(len(items), f"Reading LabelMe files in {folder}", logger=logger)
     dicts = []
     for item in items:

@@ -112,7 +112,7 @@ def named_classes(
     background_id = 0 if background_class is None else _ids(metadata, [background_class], where)[0]
     if background_id in metadata.thing_class_ids or background_id in metadata.ignore_class_ids:
         raise DataError(f"{where}: the background class '{metadata.class_names[background_id]}' must be a "
-                        "stuff class (neither thing nor ignore)")
+                        "stuff class (neither thing nor ignore); name another with BACKGROUND_CLASS")
     return NamedClasses(metadata, mapping, background_id, classes_file)
 
 

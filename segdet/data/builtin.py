@@ -1,12 +1,15 @@
 """Datasets known by name without any set-up, found under $SEGDET_DATASETS (default ./datasets):
-demo_fruit_{train,val,test} (generated on first use), camvid_{train,val,test}, pennfudan_{train,val}."""
+demo_fruit_{train,val,test} (generated on first use), camvid_{train,val,test}, pennfudan_{train,val},
+cityscapes_fine_{train,val} (in cityscapes/), ade20k_{train,val} (in ADEChallengeData2016/)."""
 from __future__ import annotations
 
 import os
 
 from segdet.data.catalog import register_dataset
 from segdet.data.demo import register_demo_datasets
+from segdet.data.formats.ade20k import ade20k_metadata, register_ade20k
 from segdet.data.formats.camvid import register_camvid
+from segdet.data.formats.cityscapes import cityscapes_metadata, register_cityscapes
 from segdet.data.formats.instance_masks import instance_masks_metadata, register_pennfudan
 from segdet.data.palettes import camvid_metadata
 from segdet.errors import DataError
@@ -43,3 +46,14 @@ def register_builtin_datasets(root: str | None = None) -> None:
         register_pennfudan(pennfudan, PENNFUDAN_SPLIT_FILE)
     else:
         _register_missing(["pennfudan_train", "pennfudan_val"], instance_masks_metadata, pennfudan, "Penn-Fudan")
+    cityscapes = os.path.join(root, "cityscapes")
+    if os.path.isdir(cityscapes):
+        register_cityscapes(cityscapes)
+    else:
+        _register_missing(["cityscapes_fine_train", "cityscapes_fine_val"], cityscapes_metadata, cityscapes,
+                          "Cityscapes")
+    ade20k = os.path.join(root, "ADEChallengeData2016")
+    if os.path.isdir(ade20k):
+        register_ade20k(ade20k)
+    else:
+        _register_missing(["ade20k_train", "ade20k_val"], ade20k_metadata, ade20k, "ADE20K (ADEChallengeData2016)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from segdet.structures.metadata import Metadata
+from segdet.structures.metadata import Metadata, label_key_kind
 from segdet.errors import DataError
 from segdet.utils.files import atomic_write
 from segdet.utils.image_io import read_label_array, write_image
@@ -17,19 +17,52 @@ class LabelCodec:
     """Decodes and encodes the label files of one dataset, as its Metadata describes.
 
     Every decoded pixel is a declared class id; any other value in a file is an
-    error naming the file and the values.
+    error naming the file and the values. A raw value (or color) is declared by the
+    class's `label_values` entry (or its color) and by the `label_map` entries of the
+    format's kind, which win and may send several raw values to one class. Encoding writes,
+    for each class, its own value when that still decodes to it, else the smallest raw value
+    the label_map sends to it, so that decode(encode(ids)) == ids.
     """
 
     def __init__(self, metadata: Metadata):
         self.metadata = metadata
         self.label_format = metadata.label_format
-        values = metadata.label_values or list(range(metadata.num_classes))
-        self._values = np.asarray(values, dtype=np.int64)
-        # Lookup table from file value to class id; -1 marks undeclared values.
-        self._lut = np.full(max(65536, int(self._values.max()) + 1), _UNKNOWN, dtype=np.int16)
-        self._lut[self._values] = np.arange(metadata.num_classes)
+        n = metadata.num_classes
         self._colors = np.asarray(metadata.class_colors, dtype=np.int64)
-        self._color_keys = (self._colors[:, 0] << 16) | (self._colors[:, 1] << 8) | self._colors[:, 2]
+        if self.label_format == "rgb":
+            base = _pack(self._colors)
+            extra = [(_pack(np.asarray([int(v) for v in k.split(",")])), c) for k, c in self._map_entries("color")]
+        else:
+            base = np.asarray(metadata.label_values or list(range(n)), dtype=np.int64)
+            extra = [(int(k), c) for k, c in self._map_entries("value")]
+        table = dict(zip(base.tolist(), range(n)))
+        table.update(extra)
+        self._raw = np.asarray(sorted(table), dtype=np.int64)  # every declared raw value (or packed color)
+        self._raw_class = np.asarray([table[r] for r in self._raw.tolist()], dtype=np.int16)
+        # What each class is written as: its own value if that still decodes to it, else the smallest
+        # raw value mapped to it; -1 when nothing decodes to it (it cannot be written).
+        self._encoding = np.full(n, -1, dtype=np.int64)
+        for raw, c in zip(self._raw.tolist()[::-1], self._raw_class.tolist()[::-1]):
+            self._encoding[c] = raw
+        own = np.asarray([table.get(int(v)) == c for c, v in enumerate(base.tolist())])
+        self._encoding[own] = base[own]
+        if self.label_format != "rgb":
+            # Lookup table from file value to class id; -1 marks undeclared values.
+            self._lut = np.full(max(65536, int(self._raw.max()) + 1), _UNKNOWN, dtype=np.int16)
+            self._lut[self._raw] = self._raw_class
+
+    def _map_entries(self, kind: str) -> list[tuple[str, int]]:
+        """The label_map entries this format reads: pixel values, or colors for "rgb"."""
+        entries = (self.metadata.label_map or {}).items()
+        names = [k for k, _ in entries if label_key_kind(k) == "name"]
+        if names:
+            raise DataError(
+                f"dataset '{self.metadata.name}': label_map keys {names[:5]} are label names, but label files of "
+                f"format '{self.label_format}' hold {kind}s; names are mapped by the formats that label by name"
+            )
+        if self.label_format == "instance_ids":
+            return []
+        return [(k, c) for k, c in entries if label_key_kind(k) == kind]
 
     def read(self, path: str) -> np.ndarray:
         """Read a label file into an HxW uint8 map of class ids."""
@@ -49,12 +82,10 @@ class LabelCodec:
         return ids.astype(np.uint8)
 
     def _decode_colors(self, rgb: np.ndarray, path: str) -> np.ndarray:
-        keys = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
-        order = np.argsort(self._color_keys)
-        sorted_keys = self._color_keys[order]
-        pos = np.clip(np.searchsorted(sorted_keys, keys), 0, len(sorted_keys) - 1)
-        ids = order[pos].astype(np.int16)
-        ids[sorted_keys[pos] != keys] = _UNKNOWN
+        keys = _pack(rgb)
+        pos = np.clip(np.searchsorted(self._raw, keys), 0, len(self._raw) - 1)
+        ids = self._raw_class[pos]
+        ids[self._raw[pos] != keys] = _UNKNOWN
         return ids
 
     def _raise_unknown(self, raw: np.ndarray, ids: np.ndarray, path: str) -> None:
@@ -62,7 +93,8 @@ class LabelCodec:
         if self.label_format == "rgb":
             colors = np.unique(bad.reshape(-1, 3), axis=0)[:10]
             shown = ", ".join(str(tuple(int(v) for v in c)) for c in colors)
-            declared = ", ".join(f"{n}={tuple(c)}" for n, c in zip(self.metadata.class_names, self.metadata.class_colors))
+            declared = ", ".join(f"{self.metadata.class_names[c]}={_unpack(r)}"
+                                 for r, c in zip(self._raw.tolist(), self._raw_class.tolist()))
             raise DataError(
                 f"label file {path}: {int((ids < 0).sum())} pixels have colors that are not class colors: "
                 f"{shown}. Declared: {declared}"
@@ -70,7 +102,7 @@ class LabelCodec:
         values = [int(v) for v in np.unique(bad)[:10]]
         raise DataError(
             f"label file {path}: value(s) {values} are not declared classes "
-            f"(declared values: {self._values.tolist()}, classes: {self.metadata.class_names})"
+            f"(declared values: {self._raw.tolist()}, classes: {self.metadata.class_names})"
         )
 
     def encode(self, class_ids: np.ndarray) -> np.ndarray | Image.Image:
@@ -78,13 +110,19 @@ class LabelCodec:
         class_ids = np.asarray(class_ids)
         if class_ids.size and int(class_ids.max()) >= self.metadata.num_classes:
             raise DataError(f"class id {int(class_ids.max())} is not a class of '{self.metadata.name}'")
-        if self.label_format == "rgb":
-            return self._colors.astype(np.uint8)[class_ids]
         if self.label_format == "instance_ids":
             raise DataError("label format 'instance_ids' cannot encode a segmentation_image; use 'gray'")
-        dtype = np.uint8 if self._values.max() < 256 else np.uint16
+        unwritable = [int(c) for c in np.flatnonzero(self._encoding < 0) if (class_ids == c).any()]
+        if unwritable:
+            raise DataError(f"dataset '{self.metadata.name}': class(es) {unwritable} have no raw value in its "
+                            "label_map, so they cannot be written in its label format")
+        if self.label_format == "rgb":
+            colors = np.stack([(self._encoding >> s) & 255 for s in (16, 8, 0)], axis=1)
+            return colors.astype(np.uint8)[class_ids]
+        encoding = np.maximum(self._encoding, 0)
+        dtype = np.uint8 if encoding.max() < 256 else np.uint16
         # Look up in the small output type: an int64 copy of a large image is 8 bytes per pixel.
-        values = self._values.astype(dtype)[class_ids]
+        values = encoding.astype(dtype)[class_ids]
         if self.label_format == "blue":
             out = np.zeros(class_ids.shape + (3,), dtype=np.uint8)
             out[..., 2] = values
@@ -92,7 +130,8 @@ class LabelCodec:
         if self.label_format == "palette":
             image = Image.fromarray(values.astype(np.uint8), mode="P")
             palette = np.zeros((256, 3), dtype=np.uint8)
-            palette[self._values] = self._colors
+            writable = self._encoding >= 0
+            palette[self._encoding[writable]] = self._colors[writable]
             image.putpalette(palette.reshape(-1).tolist())
             return image
         return values
@@ -104,3 +143,13 @@ class LabelCodec:
             atomic_write(path, lambda tmp: encoded.save(tmp, format="PNG"))
         else:
             write_image(path, encoded)
+
+
+def _pack(rgb: np.ndarray) -> np.ndarray:
+    """RGB (..., 3) -> one integer per color."""
+    rgb = np.asarray(rgb).astype(np.int64)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def _unpack(key: int) -> tuple[int, int, int]:
+    return (key >> 16) & 255, (key >> 8) & 255, key & 255

@@ -8,12 +8,13 @@ malformed RLE, or an RLE of another size than the image is a DataError naming th
 from __future__ import annotations
 
 import warnings
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import pycocotools.mask as mask_util
 
 from segdet.errors import DataError
+from segdet.structures.boxes import BoxMode
 
 
 def valid_polygons(polygons: Any) -> list[list[float]]:
@@ -89,6 +90,17 @@ def masks_to_rles(masks: np.ndarray) -> list[dict]:
         return []
     encoded = mask_util.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
     return [{"size": [int(v) for v in r["size"]], "counts": r["counts"].decode("ascii")} for r in encoded]
+
+
+def annotations_from_masks(masks: Sequence[np.ndarray], category_ids: Sequence[int],
+                           crowd: Optional[Sequence[bool]] = None) -> list[dict]:
+    """Dataset-dict annotations of HxW masks: compressed RLE, its XYWH box, the class id, iscrowd."""
+    if not len(masks):
+        return []
+    rles = masks_to_rles(np.stack(masks))
+    crowd = crowd if crowd is not None else [False] * len(rles)
+    return [{"bbox": rle_box(rle), "bbox_mode": int(BoxMode.XYWH_ABS), "category_id": int(c), "segmentation": rle,
+             "iscrowd": int(k)} for rle, c, k in zip(rles, category_ids, crowd)]
 
 
 def rle_box(rle: dict) -> list[float]:

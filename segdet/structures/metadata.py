@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Optional
 
+import numpy as np
 import yaml
 
 from segdet.errors import DataError
@@ -36,6 +37,32 @@ def default_palette(num_colors: int) -> list[tuple[int, int, int]]:
     return colors
 
 
+def label_key(raw: Any) -> str:
+    """The text form of a raw label in a label_map: "7" (a pixel value), "128,64,128" (an RGB
+    color, also from a list or tuple), or the label's name as given."""
+    if isinstance(raw, bool):
+        raise DataError(f"label_map key {raw!r} is neither a pixel value, a color nor a name")
+    if isinstance(raw, (int, np.integer)):
+        return str(int(raw))
+    if isinstance(raw, (list, tuple)):
+        if len(raw) != 3:
+            raise DataError(f"label_map key {list(raw)} is not an RGB color (3 values)")
+        return ",".join(str(int(v)) for v in raw)
+    text = str(raw).strip()
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) == 3 and all(p.isdigit() for p in parts):
+        return ",".join(str(int(p)) for p in parts)
+    return str(int(text)) if text.isdigit() else text
+
+
+def label_key_kind(key: str) -> str:
+    """"value", "color" or "name": what a `label_key` text stands for."""
+    if key.isdigit():
+        return "value"
+    parts = key.split(",")
+    return "color" if len(parts) == 3 and all(p.isdigit() for p in parts) else "name"
+
+
 @dataclass
 class Metadata:
     """Classes of a dataset and the encoding of its label files.
@@ -52,6 +79,12 @@ class Metadata:
             "instance_ids" (0 = background, k > 0 = instance k of the single thing class).
         label_values: the value that encodes each class in "gray", "blue" and
             "palette" files; None means value = class id.
+        label_map: raw labels -> class ids, many to one, on top of `label_values` (or of the
+            class colors for "rgb"): merges, drops (to an ignore class) or reorders classes
+            without rewriting files. Keys are text, as `label_key` writes them: a pixel value
+            ("7"), a color ("128,64,128") or a label name ("car", for formats whose labels
+            are names); values are class ids (or names, turned into ids). The codec reads the
+            entries of its format's kind (`label_key_kind`); see `check_label_map`.
         json_file: COCO instances json of the dataset, when it has one.
         name: the registered dataset name.
     """
@@ -62,6 +95,7 @@ class Metadata:
     thing_class_ids: list[int] = field(default_factory=list)
     label_format: str = "gray"
     label_values: Optional[list[int]] = None
+    label_map: Optional[dict[str, int]] = None
     json_file: Optional[str] = None
     name: str = ""
 
@@ -95,10 +129,53 @@ class Metadata:
             self.label_values = [int(v) for v in self.label_values]
             if len(self.label_values) != n or len(set(self.label_values)) != n:
                 raise DataError(f"{where}: label_values must give one distinct value per class: {self.label_values}")
+        if self.label_map is not None:
+            self.label_map = self._class_ids_of(self.label_map, where)
         if self.label_format == "rgb" and len(set(self.class_colors)) != n:
             raise DataError(f"{where}: label format 'rgb' needs a distinct color per class")
         if self.label_format == "instance_ids" and len(self.thing_class_ids) != 1:
             raise DataError(f"{where}: label format 'instance_ids' needs exactly one thing class")
+
+    def _class_ids_of(self, label_map: Any, where: str) -> dict[str, int]:
+        """`label_map` with text keys and class-id values (class names looked up)."""
+        if not isinstance(label_map, dict):
+            raise DataError(f"{where}: label_map must be a mapping raw label -> class, got {type(label_map).__name__}")
+        ids = {name: i for i, name in enumerate(self.class_names)}
+        out: dict[str, int] = {}
+        for raw, target in label_map.items():
+            key = label_key(raw)
+            if isinstance(target, str) and target in ids:
+                out[key] = ids[target]
+            elif isinstance(target, (int, np.integer)) and not isinstance(target, bool) \
+                    and 0 <= int(target) < self.num_classes:
+                out[key] = int(target)
+            else:
+                raise DataError(f"{where}: label_map sends {raw!r} to {target!r}, which is not a class "
+                                f"(ids 0..{self.num_classes - 1} or names {self.class_names})")
+        if {"value", "color"} <= {label_key_kind(k) for k in out}:
+            raise DataError(f"{where}: label_map mixes color and value keys: {sorted(out)}")
+        return out
+
+    def with_label_map(self, label_map: dict) -> "Metadata":
+        """A copy whose label_map is this one's with `label_map`'s entries added (they win)."""
+        where = f"dataset '{self.name}'" if self.name else "metadata"
+        merged = dict(self.label_map or {})
+        merged.update(self._class_ids_of(label_map, where))
+        out = replace(self, label_map=merged)
+        out.check_label_map(where)
+        return out
+
+    def check_label_map(self, where: str) -> None:
+        """The label_map's keys must be of the kind the label format holds: pixel values for
+        "gray", "blue", "palette", colors for "rgb", names for formats that label by name
+        (their loaders consume the map); "instance_ids" files hold no classes to map."""
+        expected = {"rgb": "color", "instance_ids": None}.get(self.label_format, "value")
+        wrong = [k for k in self.label_map or {} if label_key_kind(k) not in (expected, "name")]
+        if wrong:
+            raise DataError(
+                f"{where}: label_map keys are {label_key_kind(wrong[0])}s {wrong[:5]}, but label format "
+                f"'{self.label_format}' holds " + (f"{expected}s" if expected else "instance ids, not classes")
+            )
 
     @property
     def num_classes(self) -> int:
@@ -144,7 +221,8 @@ def load_classes_file(path: str, **overrides: Any) -> Metadata:
 
     The file holds ``classes``: a list of ``{id, name, color?, ignore?, thing?, value?}``
     (ids must be 0..N-1, in any order), and optionally ``ignore_class_ids``,
-    ``thing_class_ids`` and ``label_format``. ``value`` is the pixel value of the
+    ``thing_class_ids``, ``label_format`` and ``label_map`` (raw label -> class id or name,
+    many to one: see `Metadata.label_map`). ``value`` is the pixel value of the
     class in label files when it differs from its id (e.g. 255 for VOC's void).
 
     Args:
@@ -180,9 +258,12 @@ def load_classes_file(path: str, **overrides: Any) -> Metadata:
         thing_class_ids=sorted(things),
         label_format=raw.get("label_format", "gray"),
         label_values=None if values == list(range(len(values))) else values,
+        label_map=raw.get("label_map"),
     )
     kwargs.update(overrides)
     try:
-        return Metadata(**kwargs)
+        metadata = Metadata(**kwargs)
+        metadata.check_label_map("label_map")
     except DataError as e:
         raise DataError(f"classes file {path}: {e}") from None
+    return metadata

@@ -3,7 +3,6 @@
 One run goes through a subprocess exactly as a user runs the tool; the others call its
 main() in this process, which saves the interpreter start-up (importing torch).
 """
-import importlib.util
 import json
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import pytest
 from segdet.data.catalog import DatasetCatalog, MetadataCatalog, register_dataset
 from segdet.structures.metadata import Metadata
 from segdet.errors import SegdetError
+from tests.tools.tool_loader import tool_main as run_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / "tools" / "visualize.py"
@@ -31,10 +31,7 @@ H, W = 24, 32
 
 
 def tool_main(*args):
-    spec = importlib.util.spec_from_file_location("visualize_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main([str(a) for a in args])
+    return run_tool("visualize", *args)
 
 
 def read_png(path):

@@ -23,6 +23,17 @@ their arguments:
     pennfudan       root, split_file, name_prefix
     camvid          root, name_prefix
     coco_semantic   name, json_file, image_root, sem_seg_root, metadata, classes_file, split_file, split
+    coco            name, json_file, image_root, classes_file, label_map, thing_classes, background_class,
+                    crowd, cache_dir, split_file, split
+    labelme         name, folder, classes_file, label_map, thing_classes, background_class, cache_dir,
+                    split_file, split
+    cvat_mask       root, name_prefix, classes_file, label_map, thing_classes, background_class, image_dir
+    cityscapes      root, name_prefix, splits, instances, label_map
+    ade20k          root, name_prefix, label_map
+
+Every format but instance_masks and pennfudan takes LABEL_MAP (raw label -> class, many to
+one; `Metadata.label_map`): the formats that label by name map names, the others pixel values
+(or colors), added to the metadata of what they register.
 
 A format of your own: decorate a function with `@DATASET_FORMAT_REGISTRY.register()`;
 its name is the format name, and it takes `name` (or `name_prefix`) and its arguments.
@@ -36,13 +47,19 @@ from typing import Any, Callable
 
 from fvcore.common.registry import Registry
 
+from segdet.data.catalog import MetadataCatalog
+from segdet.data.formats.ade20k import register_ade20k
 from segdet.data.formats.camvid import register_camvid
+from segdet.data.formats.cityscapes import register_cityscapes
+from segdet.data.formats.coco import load_coco, register_coco
 from segdet.data.formats.coco_semantic import register_coco_semantic
+from segdet.data.formats.cvat_mask import load_cvat_mask, register_cvat_mask
 from segdet.data.formats.deepdiva import register_deepdiva
 from segdet.data.formats.image_folder import load_image_folder, register_image_folder
 from segdet.data.formats.instance_masks import load_instance_masks, register_instance_masks, register_pennfudan
+from segdet.data.formats.labelme import load_labelme, register_labelme
 from segdet.data.formats.voc import load_voc, register_voc
-from segdet.errors import ConfigError
+from segdet.errors import ConfigError, DataError
 
 DATASET_FORMAT_REGISTRY = Registry("DATASET_FORMAT")
 DATASET_FORMAT_REGISTRY.__doc__ = """Format name -> function registering datasets of that on-disk layout."""
@@ -66,6 +83,11 @@ _register_format("instance_masks", register_instance_masks)
 _register_format("pennfudan", register_pennfudan)
 _register_format("camvid", register_camvid)
 _register_format("coco_semantic", register_coco_semantic)
+_register_format("coco", register_coco)
+_register_format("labelme", register_labelme)
+_register_format("cvat_mask", register_cvat_mask)
+_register_format("cityscapes", register_cityscapes)
+_register_format("ade20k", register_ade20k)
 
 
 def _plain(value: Any) -> Any:
@@ -115,6 +137,7 @@ def register_from_config(cfg: Any) -> list[str]:
                 break
         if not takes_any:
             known = [p for p, v in params.items() if v.kind not in (v.VAR_POSITIONAL, v.VAR_KEYWORD)]
+            known += [] if "label_map" in known else ["label_map"]
             for key in args:
                 if key not in known:
                     close = difflib.get_close_matches(key, known, n=1)
@@ -130,8 +153,18 @@ def register_from_config(cfg: Any) -> list[str]:
             raise ConfigError(
                 f"{where}: format '{format_name}' needs {', '.join(m.upper() for m in missing)}, which is missing"
             )
+        # A value map for formats that do not take one themselves: added to the metadata of
+        # every name the entry registers (the codec reads it).
+        label_map = args.pop("label_map", None) if "label_map" not in params else None
         result = fn(**args)
-        registered.extend(result if isinstance(result, list) else [args.get("name", entry)])
+        names = result if isinstance(result, list) else [args.get("name", entry)]
+        if label_map is not None:
+            for name in names:
+                try:
+                    MetadataCatalog.set(name, MetadataCatalog.get(name).with_label_map(label_map))
+                except DataError as e:
+                    raise ConfigError(f"{where}.LABEL_MAP: {e}") from None
+        registered.extend(names)
     return registered
 
 
@@ -147,4 +180,12 @@ __all__ = [
     "load_instance_masks",
     "register_pennfudan",
     "register_camvid",
+    "register_coco",
+    "load_coco",
+    "register_labelme",
+    "load_labelme",
+    "register_cvat_mask",
+    "load_cvat_mask",
+    "register_cityscapes",
+    "register_ade20k",
 ]

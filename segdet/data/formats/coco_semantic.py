@@ -13,7 +13,8 @@ import io
 import json
 import logging
 import os
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Any, Container, Iterator, Optional
 
 from pycocotools.coco import COCO
 
@@ -27,7 +28,8 @@ from segdet.utils.image_io import image_size
 logger = logging.getLogger(__name__)
 
 
-def _read_coco(json_file: str) -> COCO:
+def read_coco(json_file: str) -> COCO:
+    """A COCO instances json, indexed by pycocotools; a DataError names the file when it cannot be used."""
     if not os.path.isfile(json_file):
         raise DataError(f"COCO json not found: {json_file}")
     # COCO() prints progress to stdout; keep tools' output clean.
@@ -66,7 +68,7 @@ def _category_map(coco: COCO, json_file: str, metadata: Metadata) -> dict[int, i
     return mapping
 
 
-def _segmentation(seg: Any, json_file: str, ann_id: Any) -> Optional[Any]:
+def annotation_segmentation(seg: Any, json_file: str, ann_id: Any) -> Optional[Any]:
     """Polygons (the ones that can be rasterized) or a compressed RLE with str counts; None if no
     polygon is left (`segdet.structures.masks`' rule)."""
     if isinstance(seg, list):
@@ -79,10 +81,76 @@ def _segmentation(seg: Any, json_file: str, ann_id: Any) -> Optional[Any]:
     )
 
 
-def _bbox(ann: dict, segmentation: Any, height: int, width: int) -> list[float]:
+def annotation_bbox(ann: dict, segmentation: Any, height: int, width: int) -> list[float]:
     if "bbox" in ann and len(ann["bbox"]) == 4:
         return [float(v) for v in ann["bbox"]]
     return rle_box(segmentation_to_rle(segmentation, height, width))
+
+
+@dataclass
+class CocoImage:
+    """One image entry of a COCO json, checked: its file exists and its stem is unique."""
+
+    id: Any
+    file_name: str
+    stem: str
+    height: int
+    width: int
+
+    def dataset_dict(self, sem_seg_file: str, annotations: list[dict]) -> dict:
+        """Its dataset dict: image id = the file stem, `coco_image_id` = the json's id."""
+        return {"file_name": self.file_name, "height": self.height, "width": self.width, "image_id": self.stem,
+                "coco_image_id": self.id, "sem_seg_file_name": sem_seg_file, "annotations": annotations}
+
+
+def coco_images(coco: COCO, json_file: str, image_root: str, stem_use: str) -> Iterator[CocoImage]:
+    """The json's images in id order. Image ids (file stems) must be unique; `stem_use` says what
+    would be confused otherwise (named in the error)."""
+    seen_stems: dict[str, str] = {}
+    for img_id in sorted(coco.imgs):
+        img = coco.imgs[img_id]
+        if "file_name" not in img:
+            raise DataError(f"COCO json {json_file}: image {img_id} has no 'file_name'")
+        file_name = os.path.join(image_root, img["file_name"])
+        if not os.path.isfile(file_name):
+            raise DataError(f"image listed in {json_file} not found: {file_name}")
+        stem = os.path.splitext(os.path.basename(img["file_name"]))[0]
+        if stem in seen_stems:
+            raise DataError(
+                f"COCO json {json_file}: images {seen_stems[stem]} and {img['file_name']} have the same "
+                f"stem '{stem}', so {stem_use} cannot be told apart"
+            )
+        seen_stems[stem] = img["file_name"]
+        if "height" in img and "width" in img:
+            height, width = int(img["height"]), int(img["width"])
+        else:
+            height, width = image_size(file_name)
+        yield CocoImage(img_id, file_name, stem, height, width)
+
+
+def image_annotations(coco: COCO, image: CocoImage, json_file: str,
+                      categories: Container[int]) -> Iterator[tuple[dict, Any]]:
+    """(annotation, its segmentation) of one image: annotations marked `ignore` are left out, and
+    so are those without a polygon that can be drawn (with a warning); a category that is not
+    in `categories`, or an RLE of another size than the image, is a DataError."""
+    for ann in coco.imgToAnns.get(image.id, []):
+        if int(ann.get("ignore", 0)):
+            continue
+        if "category_id" not in ann or int(ann["category_id"]) not in categories:
+            raise DataError(
+                f"COCO json {json_file}: annotation {ann.get('id')} has category_id "
+                f"{ann.get('category_id')}, which is not in 'categories'"
+            )
+        seg = annotation_segmentation(ann.get("segmentation"), json_file, ann.get("id"))
+        if seg is None:
+            logger.warning("COCO json %s: annotation %s has no valid polygon; skipped", json_file, ann.get("id"))
+            continue
+        if isinstance(seg, dict) and seg["size"] != [image.height, image.width]:
+            raise DataError(
+                f"COCO json {json_file}: annotation {ann.get('id')} has an RLE of size {seg['size']} (HxW) "
+                f"but its image {image.file_name} is {image.height}x{image.width}"
+            )
+        yield ann, seg
 
 
 def load_coco_semantic(
@@ -107,67 +175,26 @@ def load_coco_semantic(
         One dict per image (detectron2's schema) with `annotations` whose `category_id` is a
         class id, plus `coco_image_id` (the json's numeric image id).
     """
-    coco = _read_coco(json_file)
+    coco = read_coco(json_file)
     cat_to_class = _category_map(coco, json_file, metadata)
     image_root = os.path.abspath(image_root)
     sem_seg_root = os.path.abspath(sem_seg_root)
     dicts: list[dict] = []
-    seen_stems: dict[str, str] = {}
-    for img_id in sorted(coco.imgs):
-        img = coco.imgs[img_id]
-        if "file_name" not in img:
-            raise DataError(f"COCO json {json_file}: image {img_id} has no 'file_name'")
-        file_name = os.path.join(image_root, img["file_name"])
-        if not os.path.isfile(file_name):
-            raise DataError(f"image listed in {json_file} not found: {file_name}")
-        stem = os.path.splitext(os.path.basename(img["file_name"]))[0]
-        if stem in seen_stems:
-            raise DataError(
-                f"COCO json {json_file}: images {seen_stems[stem]} and {img['file_name']} have the same "
-                f"stem '{stem}', so their semantic PNGs in {sem_seg_root} cannot be told apart"
-            )
-        seen_stems[stem] = img["file_name"]
-        sem_seg_file = os.path.join(sem_seg_root, stem + ".png")
+    for image in coco_images(coco, json_file, image_root, f"their semantic PNGs in {sem_seg_root}"):
+        sem_seg_file = os.path.join(sem_seg_root, image.stem + ".png")
         if not os.path.isfile(sem_seg_file):
-            raise DataError(f"semantic label PNG for image {file_name} not found: {sem_seg_file}")
-        if "height" in img and "width" in img:
-            height, width = int(img["height"]), int(img["width"])
-        else:
-            height, width = image_size(file_name)
-        annotations = []
-        for ann in coco.imgToAnns.get(img_id, []):
-            if int(ann.get("ignore", 0)):
-                continue
-            if "category_id" not in ann or int(ann["category_id"]) not in cat_to_class:
-                raise DataError(
-                    f"COCO json {json_file}: annotation {ann.get('id')} has category_id "
-                    f"{ann.get('category_id')}, which is not in 'categories'"
-                )
-            seg = _segmentation(ann.get("segmentation"), json_file, ann.get("id"))
-            if seg is None:
-                logger.warning("COCO json %s: annotation %s has no valid polygon; skipped", json_file, ann.get("id"))
-                continue
-            if isinstance(seg, dict) and seg["size"] != [height, width]:
-                raise DataError(
-                    f"COCO json {json_file}: annotation {ann.get('id')} has an RLE of size {seg['size']} (HxW) "
-                    f"but its image {img['file_name']} is {height}x{width}"
-                )
-            annotations.append({
-                "bbox": _bbox(ann, seg, height, width),
+            raise DataError(f"semantic label PNG for image {image.file_name} not found: {sem_seg_file}")
+        annotations = [
+            {
+                "bbox": annotation_bbox(ann, seg, image.height, image.width),
                 "bbox_mode": int(BoxMode.XYWH_ABS),
                 "category_id": cat_to_class[int(ann["category_id"])],
                 "segmentation": seg,
                 "iscrowd": int(ann.get("iscrowd", 0)),
-            })
-        dicts.append({
-            "file_name": file_name,
-            "height": height,
-            "width": width,
-            "image_id": stem,
-            "coco_image_id": img_id,
-            "sem_seg_file_name": sem_seg_file,
-            "annotations": annotations,
-        })
+            }
+            for ann, seg in image_annotations(coco, image, json_file, cat_to_class)
+        ]
+        dicts.append(image.dataset_dict(sem_seg_file, annotations))
     if split_file:
         from segdet.data.split import apply_split  # noqa: PLC0415 (written alongside; imported when used)
 

@@ -31,6 +31,17 @@ def list_image_files(folder: str, what: str = "image") -> dict[str, str]:
     return files_by_stem(folder, IMAGE_EXTENSIONS, what)
 
 
+def image_and_label(image_id: str, file_name: str, label_file: str, what: str = "label file") -> dict:
+    """A dataset dict of an image and its segmentation_image file, whose sizes must agree (headers only)."""
+    height, width = image_size(file_name)
+    label_hw = image_size(label_file)
+    if label_hw != (height, width):
+        raise DataError(f"{what} {label_file} is {label_hw[1]}x{label_hw[0]} (WxH) but its image {file_name} is "
+                        f"{width}x{height}")
+    return {"file_name": os.path.abspath(file_name), "height": height, "width": width, "image_id": image_id,
+            "sem_seg_file_name": os.path.abspath(label_file)}
+
+
 def resolve_metadata(
     classes_file: Optional[str] = None,
     metadata: Union[Metadata, dict, None] = None,
@@ -68,7 +79,9 @@ def resolve_metadata(
     if not isinstance(metadata, Metadata):
         raise DataError(f"{where}: metadata must be a Metadata or a dict, got {type(metadata).__name__}")
     # A copy, so that registering it under a name leaves the caller's object alone.
-    return dataclasses.replace(metadata, **overrides)
+    metadata = dataclasses.replace(metadata, **overrides)
+    metadata.check_label_map(where)
+    return metadata
 
 
 def load_image_folder(

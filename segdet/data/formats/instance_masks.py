@@ -15,8 +15,7 @@ from typing import Optional
 import numpy as np
 
 
-from segdet.structures.boxes import BoxMode
-from segdet.structures.masks import masks_to_rles, rle_box
+from segdet.structures.masks import annotations_from_masks
 from segdet.data.catalog import register_dataset
 from segdet.data.formats.image_folder import list_image_files
 from segdet.structures.metadata import Metadata
@@ -43,9 +42,7 @@ def mask_annotations(instance_map: np.ndarray, category_id: int) -> list[dict]:
         Annotations in instance-id order; RLE counts are str (JSON-able).
     """
     ids = [i for i in np.unique(instance_map) if i != 0]
-    rles = masks_to_rles(np.stack([instance_map == i for i in ids])) if ids else []
-    return [{"bbox": rle_box(rle), "bbox_mode": int(BoxMode.XYWH_ABS), "category_id": int(category_id),
-             "segmentation": rle, "iscrowd": 0} for rle in rles]
+    return annotations_from_masks([instance_map == i for i in ids], [category_id] * len(ids))
 
 
 def load_instance_masks(

@@ -214,53 +214,76 @@ def evaluate_prediction_folders(
     per_image: bool = False,
     boundary_width: int = 0,
 ) -> tuple[dict, SemSegEvaluator]:
-    """Evaluate prediction label files against ground-truth files matched by file stem.
-
-    Both folders are read with the metadata's LabelCodec (same label format). Every
-    problem is collected and reported together, naming the files: a ground truth
-    without prediction or the reverse, an unreadable file, differing sizes, a value
-    that is not a class. A predicted ignore class is counted as a wrong prediction
-    (other tools may predict one) with a warning.
+    """Evaluate prediction label files against ground-truth files matched by file stem
+    (`evaluate_prediction_files` on two folders; both in the metadata's label format).
 
     Args:
-        gt_dir, pred_dir: folders of label images (not searched recursively).
+        gt_dir, pred_dir: folders of label images (not searched recursively); in a folder of
+            tools/predict.py, its confidence and overlay pictures are not predictions.
         metadata: classes, ignore ids and label format.
         per_image, boundary_width: as for SemSegEvaluator.
+    """
+    gts = files_by_stem(gt_dir, IMAGE_EXTENSIONS, "ground-truth")
+    if not gts:
+        raise DataError(f"ground-truth folder {gt_dir} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
+    return evaluate_prediction_files(gts, prediction_files(pred_dir), metadata, per_image=per_image,
+                                     boundary_width=boundary_width, gt_source=gt_dir, pred_source=pred_dir)
+
+
+def evaluate_prediction_files(
+    ground_truth: dict[str, str],
+    predictions: dict[str, str],
+    metadata: Metadata,
+    prediction_codec: Optional[LabelCodec] = None,
+    per_image: bool = False,
+    boundary_width: int = 0,
+    gt_source: str = "the ground truth",
+    pred_source: str = "the predictions",
+) -> tuple[dict, SemSegEvaluator]:
+    """Evaluate prediction label files against ground-truth label files with the same names.
+
+    Every problem is collected and reported together, naming the files: a ground truth
+    without prediction or the reverse, an unreadable file, differing sizes, a value that
+    is not a class. A predicted ignore class is counted as a wrong prediction (other tools
+    may predict one) with a warning.
+
+    Args:
+        ground_truth, predictions: name -> label file.
+        metadata: classes, ignore ids; its label format decodes the ground truth.
+        prediction_codec: decodes the predictions; None = the metadata's codec.
+        per_image, boundary_width: as for SemSegEvaluator.
+        gt_source, pred_source: where the files come from, for messages.
     Returns:
         ({"sem_seg": ..., and with per_image "sem_seg_per_image": [...]}, the evaluator).
     Raises:
         DataError: listing every problem found.
     """
-    gts = files_by_stem(gt_dir, IMAGE_EXTENSIONS, "ground-truth")
-    # A folder of tools/predict.py: its confidence and overlay pictures are not predictions.
-    preds = prediction_files(pred_dir)
-    if not gts:
-        raise DataError(f"ground-truth folder {gt_dir} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
     problems = []
-    no_pred = [os.path.basename(gts[s]) for s in gts if s not in preds]
-    no_gt = [os.path.basename(preds[s]) for s in preds if s not in gts]
+    no_pred = [os.path.basename(ground_truth[s]) for s in ground_truth if s not in predictions]
+    no_gt = [os.path.basename(predictions[s]) for s in predictions if s not in ground_truth]
     if no_pred:
-        problems.append(f"no prediction in {pred_dir} for ground-truth file(s): {_list_names(no_pred)}")
+        problems.append(f"no prediction in {pred_source} for ground-truth file(s): {_list_names(no_pred)}")
     if no_gt:
-        problems.append(f"no ground truth in {gt_dir} for prediction file(s): {_list_names(no_gt)}")
+        problems.append(f"no ground truth in {gt_source} for prediction file(s): {_list_names(no_gt)}")
     if problems:
         raise DataError("\n".join(problems))
 
-    codec = LabelCodec(metadata)
+    gt_codec = LabelCodec(metadata)
+    pred_codec = prediction_codec or gt_codec
     evaluator = SemSegEvaluator(metadata, per_image=per_image, boundary_width=boundary_width)
     ignore = set(metadata.ignore_class_ids)
-    progress = Progress(len(gts), "Evaluating predictions", logger=logger)
-    for stem in sorted(gts):
-        gt_file, pred_file = gts[stem], preds[stem]
+    progress = Progress(len(ground_truth), "Evaluating predictions", logger=logger)
+    for name in sorted(ground_truth):
+        gt_file, pred_file = ground_truth[name], predictions[name]
         try:
-            gt = codec.read(gt_file)
-            pred = codec.read(pred_file)
+            gt = gt_codec.read(gt_file)
+            pred = pred_codec.read(pred_file)
             if gt.shape != pred.shape:
                 raise DataError(
                     f"prediction {pred_file} has size {pred.shape[1]}x{pred.shape[0]} (WxH) but ground truth "
                     f"{gt_file} has size {gt.shape[1]}x{gt.shape[0]}"
                 )
-            conf = evaluator.add(gt, pred, image_id=stem, file_name=pred_file, where=f"prediction {pred_file}",
+            conf = evaluator.add(gt, pred, image_id=name, file_name=pred_file, where=f"prediction {pred_file}",
                                  allow_predicted_ignore=True)
         except DataError as e:
             problems.append(str(e))

@@ -18,7 +18,8 @@ $(VENV)/.installed: setup.py constraints.txt
 	touch $@
 
 # Train the quickstart config on the demo dataset (generated on first use under datasets/demo_fruit),
-# evaluate it on demo_fruit_val and demo_fruit_test, predict the test images and draw the results.
+# evaluate it on demo_fruit_val and demo_fruit_test, predict the test images, draw the results and
+# write the evaluation report (one HTML page).
 demo: venv
 	$(BIN)/python tools/train_net.py --config-file configs/demo/quickstart.yaml OUTPUT_DIR $(DEMO_OUTPUT)
 	$(BIN)/python tools/predict.py --weights $(DEMO_OUTPUT)/model_final.pth \
@@ -29,6 +30,9 @@ demo: venv
 		--output $(DEMO_OUTPUT)/pictures/evaluation
 	$(BIN)/python tools/visualize.py metrics --metrics $(DEMO_OUTPUT)/metrics.json \
 		--output $(DEMO_OUTPUT)/pictures/training_curves.png
+	$(BIN)/python tools/report.py --results $(DEMO_OUTPUT)/inference/demo_fruit_test/results.json \
+		--metrics $(DEMO_OUTPUT)/metrics.json --pred $(DEMO_OUTPUT)/predictions --dataset demo_fruit_test \
+		--output $(DEMO_OUTPUT)/report.html
 	@echo
 	@echo "Demo done. Where things are:"
 	@echo "  model                    $(DEMO_OUTPUT)/model_final.pth"
@@ -36,6 +40,7 @@ demo: venv
 	@echo "  training metrics         $(DEMO_OUTPUT)/metrics.json"
 	@echo "  predictions + overlays   $(DEMO_OUTPUT)/predictions/"
 	@echo "  pictures                 $(DEMO_OUTPUT)/pictures/ (predictions/, evaluation/, training_curves.png)"
+	@echo "  evaluation report        $(DEMO_OUTPUT)/report.html (open it in a browser)"
 
 # The layer rules (.importlinter), then the tests.
 test: venv

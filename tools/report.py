@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pred", default=None, metavar="DIR",
                         help="tools/predict.py's output folder: its worst images are shown (needs --dataset)")
     parser.add_argument("--label-format", choices=("gray", "blue", "palette", "rgb"), default=None,
-                        help="how the prediction files encode class ids (default: as tools/predict.py writes them)")
+                        help="how the prediction files encode class ids (default: what the folder's manifest says)")
     parser.add_argument("--worst", type=positive_int, default=6, help="how many of the worst images to show")
     parser.add_argument("--title", default=None, help="page title (default: the dataset, or the results file)")
     return parser.parse_args(argv)
@@ -62,11 +62,10 @@ def main(argv: list[str] | None = None) -> int:
 
         metadata, pairs = dataset_pairs(args.dataset, args.config_file)
         if args.pred:
-            from segdet.data.prediction_folder import prediction_files
-            from segdet.inference.writers import segmentation_codec
+            from segdet.data.prediction_folder import prediction_codec, prediction_files
 
             worst = worst_images(pairs, prediction_files(args.pred), metadata,
-                                 segmentation_codec(metadata, args.label_format), args.worst)
+                                 prediction_codec(args.pred, metadata, args.label_format), args.worst)
     page = evaluation_report(results, metadata, title=args.title or args.dataset or args.results,
                              metrics_path=args.metrics, worst=worst, source=os.path.abspath(args.results))
     print(f"wrote {write_report(page, args.output)}")

@@ -40,8 +40,7 @@ def cmd_dataset(args: argparse.Namespace) -> None:
 
 
 def cmd_predictions(args: argparse.Namespace) -> None:
-    from segdet.data.prediction_folder import prediction_files
-    from segdet.inference.writers import segmentation_codec
+    from segdet.data.prediction_folder import prediction_codec, prediction_files
     from segdet.visualization.folders import draw_predictions
 
     if args.dataset:
@@ -55,7 +54,7 @@ def cmd_predictions(args: argparse.Namespace) -> None:
         # The ground truth is in the same label format as the predictions.
         metadata, pairs = folder_pairs(args.images, args.gt, args.classes, args.label_format)
     predictions = prediction_files(args.pred)
-    count = draw_predictions(predictions, pairs, metadata, segmentation_codec(metadata, args.label_format),
+    count = draw_predictions(predictions, pairs, metadata, prediction_codec(args.pred, metadata, args.label_format),
                              args.output, args.max_images)
     print(f"wrote {count} prediction picture(s) to {args.output}")
 

@@ -1,12 +1,14 @@
 """Turn label files into class-id maps (the segmentation_image) and back."""
 from __future__ import annotations
 
+import dataclasses
+
 
 import numpy as np
 from PIL import Image
 
 from segdet.structures.metadata import Metadata, label_key_kind
-from segdet.errors import DataError
+from segdet.errors import ConfigError, DataError
 from segdet.utils.files import atomic_write
 from segdet.utils.image_io import read_label_array, write_image
 
@@ -153,3 +155,25 @@ def _pack(rgb: np.ndarray) -> np.ndarray:
 
 def _unpack(key: int) -> tuple[int, int, int]:
     return (key >> 16) & 255, (key >> 8) & 255, key & 255
+
+
+# Label formats a segmentation_image can be written in ("instance_ids" cannot hold classes).
+SEGMENTATION_FORMATS = ("gray", "blue", "palette", "rgb")
+
+
+def segmentation_format(metadata: Metadata, label_format: str | None = None) -> str:
+    """The label format to write: the one asked for, else the dataset's, "gray" for "instance_ids"."""
+    fmt = label_format or metadata.label_format
+    if label_format is None and fmt not in SEGMENTATION_FORMATS:
+        fmt = "gray"
+    if fmt not in SEGMENTATION_FORMATS:
+        raise ConfigError(f"label format {fmt!r} cannot hold a segmentation_image; expected one of "
+                          f"{list(SEGMENTATION_FORMATS)}")
+    return fmt
+
+
+def segmentation_codec(metadata: Metadata, label_format: str | None = None) -> LabelCodec:
+    """The codec of segmentation_image files written with `write_segmentation(..., label_format)`:
+    it writes them and reads them back to the same class ids."""
+    fmt = segmentation_format(metadata, label_format)
+    return LabelCodec(metadata if fmt == metadata.label_format else dataclasses.replace(metadata, label_format=fmt))

@@ -6,7 +6,9 @@ For every input image the output folder gets
     <stem>.png               segmentation_image, class ids in a label format
     <stem>_confidence.png    segmentation_confidence (or .tiff / .npy, float32)
     <stem>_overlay.jpg       the image with the classes colored and the instances outlined
-and, for models with instance masks, one `coco_instances_results.json` for all images.
+and, for models with instance masks, one `coco_instances_results.json` for all images, and
+`segdet_predictions.json`, the folder's manifest (model file, classes, label format, inputs;
+see `segdet.data.prediction_folder`), so that evaluation and pictures need no class list.
 """
 from __future__ import annotations
 
@@ -16,12 +18,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from segdet.data.prediction_folder import SIDE_FILE_SUFFIXES
+from segdet.data.label_codec import segmentation_format
+from segdet.data.prediction_folder import SIDE_FILE_SUFFIXES, PredictionManifest
 from segdet.errors import DataError
 from segdet.inference.writers import (
     CONFIDENCE_EXTENSIONS,
     CocoResultsWriter,
-    segmentation_format,
     write_confidence,
     write_overlay,
     write_segmentation,
@@ -167,4 +169,7 @@ def predict_files(predictor, inputs: Sequence[str], output_dir: str, *, label_fo
     if coco is not None:
         summary.coco_file = coco.write()
         summary.coco_images = coco.num_images
+    predicted = {stem: os.path.abspath(path) for path, stem in zip(paths, stems)
+                 if path not in {p for p, _ in summary.skipped}}
+    PredictionManifest(os.path.abspath(predictor.weights), metadata, label_format, predicted).write(output_dir)
     return summary

@@ -2,13 +2,12 @@
 segmentation_confidence (PNG, float TIFF or NPY), an overlay picture, COCO results json."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any
 
 import numpy as np
 
-from segdet.data.label_codec import LabelCodec
+from segdet.data.label_codec import segmentation_codec
 from segdet.structures.metadata import Metadata
 from segdet.errors import ConfigError, DataError
 from segdet.structures.coco import instances_to_coco_results
@@ -19,27 +18,8 @@ from segdet.utils.image_io import write_image
 logger = logging.getLogger(__name__)
 
 # Label formats a segmentation_image can be written in ("instance_ids" cannot hold classes).
-SEGMENTATION_FORMATS = ("gray", "blue", "palette", "rgb")
 CONFIDENCE_FORMATS = ("png", "tiff", "npy")
 CONFIDENCE_EXTENSIONS = {"png": ".png", "tiff": ".tiff", "npy": ".npy"}
-
-
-def segmentation_format(metadata: Metadata, label_format: str | None = None) -> str:
-    """The label format to write: the one asked for, else the dataset's, "gray" for "instance_ids"."""
-    fmt = label_format or metadata.label_format
-    if label_format is None and fmt not in SEGMENTATION_FORMATS:
-        fmt = "gray"
-    if fmt not in SEGMENTATION_FORMATS:
-        raise ConfigError(f"label format {fmt!r} cannot hold a segmentation_image; expected one of "
-                          f"{list(SEGMENTATION_FORMATS)}")
-    return fmt
-
-
-def segmentation_codec(metadata: Metadata, label_format: str | None = None) -> LabelCodec:
-    """The codec of segmentation_image files written with `write_segmentation(..., label_format)`:
-    it writes them and reads them back to the same class ids."""
-    fmt = segmentation_format(metadata, label_format)
-    return LabelCodec(metadata if fmt == metadata.label_format else dataclasses.replace(metadata, label_format=fmt))
 
 
 def write_segmentation(path: str, segmentation_image: Any, metadata: Metadata, label_format: str | None = None) -> str:

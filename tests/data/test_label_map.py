@@ -11,7 +11,7 @@ from segdet.data.catalog import DatasetCatalog, MetadataCatalog
 from segdet.data.formats import register_from_config
 from segdet.data.label_codec import LabelCodec
 from segdet.errors import ConfigError, DataError
-from segdet.inference.writers import segmentation_codec
+from segdet.data.label_codec import segmentation_codec
 from segdet.structures.metadata import Metadata, load_classes_file
 
 

@@ -18,6 +18,7 @@ import torch
 
 from segdet.data.label_codec import LabelCodec
 from segdet.errors import ConfigError, DataError
+from segdet.data.prediction_folder import read_manifest
 from segdet.inference.predict_files import collect_inputs, output_stems
 from segdet.inference.predictor import Predictor
 from tests.inference.common import random_image, save_tiny_checkpoint
@@ -122,8 +123,8 @@ def test_config_file_with_weights_overrides_and_other_formats(tmp_path, semantic
         tiff = cv2.imread(str(out / f"{stem}_confidence.tiff"), cv2.IMREAD_UNCHANGED)
         assert tiff.dtype == np.float32
         assert np.allclose(tiff, expected["segmentation_confidence"].numpy(), atol=1e-6)
-    assert sorted(p.name for p in out.iterdir()) == ["log.txt", "x.png", "x_confidence.tiff",
-                                                     "y.png", "y_confidence.tiff"]
+    assert sorted(p.name for p in out.iterdir()) == ["log.txt", "segdet_predictions.json", "x.png",
+                                                     "x_confidence.tiff", "y.png", "y_confidence.tiff"]
     assert "overlap 0.25, merge 'mean'" in (out / "log.txt").read_text()
 
 
@@ -134,10 +135,18 @@ def test_palette_and_npy_with_a_glob(tmp_path, semantic):
     assert tool_main("--weights", path, "--input", str(tmp_path / "in" / "p*"), "--output", out,
                      "--label-format", "palette", "--confidence-format", "npy", "--no-overlay") == 0
     assert sorted(p.name for p in out.iterdir()) == ["log.txt", "p1.png", "p1_confidence.npy",
-                                                     "p2.png", "p2_confidence.npy"]
+                                                     "p2.png", "p2_confidence.npy", "segdet_predictions.json"]
     expected = Predictor.from_checkpoint(path)(images["p1.png"])
     palette = LabelCodec(dataclasses.replace(METADATA, label_format="palette"))
     assert np.array_equal(palette.read(str(out / "p1.png")), expected["segmentation_image"].numpy())
+    # The manifest: the model file, its classes, the PNGs' label format and each output's input.
+    manifest = read_manifest(str(out))
+    assert manifest.weights == os.path.abspath(path) and manifest.label_format == "palette"
+    assert manifest.metadata.class_names == METADATA.class_names
+    assert manifest.metadata.ignore_class_ids == METADATA.ignore_class_ids
+    assert manifest.inputs == {"p1": str(tmp_path / "in" / "p1.png"), "p2": str(tmp_path / "in" / "p2.jpg")}
+    codec = LabelCodec(manifest.segmentation_metadata())
+    assert np.array_equal(codec.read(str(out / "p1.png")), expected["segmentation_image"].numpy())
     assert np.allclose(np.load(out / "p1_confidence.npy"), expected["segmentation_confidence"].numpy(), atol=1e-6)
 
 
@@ -175,7 +184,8 @@ def test_corrupt_file_in_the_middle_is_skipped_and_named(tmp_path, semantic):
     assert "Skipping" in text and "b.png" in text and "corrupt" in text
     assert "2 of 3 images predicted" in text and "1 skipped" in text
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "a_confidence.png", "c.png", "c_confidence.png",
-                                                     "log.txt"]
+                                                     "log.txt", "segdet_predictions.json"]
+    assert sorted(read_manifest(str(out)).inputs) == ["a", "c"]  # the skipped file has no outputs
 
 
 def test_no_input_found_exits_2_with_one_line(tmp_path):

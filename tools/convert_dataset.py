@@ -9,6 +9,8 @@ id), a COCO instances json, a classes file and a split file (segdet/converters/p
 
 Each dataset becomes one split of the split file (named by --splits, default the dataset names).
 Read the result back with FORMAT image_folder (or coco_semantic, for the instances).
+
+Exit status: 0 done, 2 bad input (one line naming the file and the problem).
 """
 from __future__ import annotations
 

@@ -11,6 +11,8 @@ multiple of 32 inside), and returns `sem_seg` (N x C x H x W probabilities, 0 fo
 `segmentation_image` (N x H x W int64 class ids) and `segmentation_confidence`. For a PanopticFPN
 only the semantic path is exported. OUTPUT.json gets the classes, colors and input format.
 The tool checks the file against PyTorch on a random image and prints the largest difference.
+
+Exit status: 0 done, 1 the export differs from the PyTorch model, 2 bad input or config (one line).
 """
 from __future__ import annotations
 

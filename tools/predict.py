@@ -15,6 +15,9 @@ Examples:
   python tools/predict.py --weights output/model_final.pth --input photos/ --output pred/
   python tools/predict.py --config-file cfg.yaml --weights model.pth --input 'scans/*.tif' \\
       --output pred/ --tile-size 512 --label-format blue MODEL.DEVICE cpu
+
+Exit status: 0 done, 1 done with unreadable inputs skipped (named in the log), 2 bad input or
+config (one line naming the file and the problem).
 """
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ r"""Split a dataset's images into train/val/test and write a split file.
         --fractions 0.8 0.2 --names train val --output split.json
 
 Loaders take the file with `split_file=...`, `split="train"` (DATASETS.CUSTOM: SPLIT_FILE, SPLIT).
+Exit status: 0 done, 2 bad input (one line naming the file and the problem).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from segdet.data import DatasetCatalog
 from segdet.data.formats import register_from_config
 from segdet.data.formats.image_folder import list_image_files
 from segdet.data.split import split_image_ids, write_split_file
-from segdet.errors import SegdetError
+from segdet.utils.cli import run_cli
 
 DEFAULT_NAMES = {1: ["train"], 2: ["train", "val"], 3: ["train", "val", "test"]}
 
@@ -41,20 +42,16 @@ def main(argv: list[str] | None = None) -> int:
     if not names or len(names) != len(args.fractions) or len(set(names)) != len(names):
         print(f"error: {len(args.fractions)} fractions need as many distinct --names", file=sys.stderr)
         return 2
-    try:
-        if args.dataset:
-            if args.config_file:
-                from segdet.config import load_config
+    if args.dataset:
+        if args.config_file:
+            from segdet.config import load_config
 
-                register_from_config(load_config(args.config_file))
-            image_ids = [str(d["image_id"]) for d in DatasetCatalog.get(args.dataset)]
-        else:
-            image_ids = sorted(list_image_files(args.image_dir, "image"))
-        splits = split_image_ids(image_ids, dict(zip(names, args.fractions)), seed=args.seed)
-        write_split_file(args.output, splits, seed=args.seed)
-    except SegdetError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+            register_from_config(load_config(args.config_file))
+        image_ids = [str(d["image_id"]) for d in DatasetCatalog.get(args.dataset)]
+    else:
+        image_ids = sorted(list_image_files(args.image_dir, "image"))
+    splits = split_image_ids(image_ids, dict(zip(names, args.fractions)), seed=args.seed)
+    write_split_file(args.output, splits, seed=args.seed)
     for name, ids in splits.items():
         print(f"{name}: {len(ids)} images")
     print(f"wrote {args.output} ({len(image_ids)} images, seed {args.seed})")
@@ -62,4 +59,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_cli(main))

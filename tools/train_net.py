@@ -4,6 +4,9 @@
   python tools/train_net.py --config-file configs/demo/quickstart.yaml
   python tools/train_net.py --config-file CFG --resume
   python tools/train_net.py --config-file CFG --eval-only MODEL.WEIGHTS output/model_final.pth
+
+Exit status: 0 done, 1 a failed run (a non-finite loss, an error with its traceback), 2 bad input
+or config (one line naming the file or key and the problem).
 """
 import logging
 
@@ -47,5 +50,7 @@ def run(args):
 
 
 if __name__ == "__main__":
-    arguments = default_argument_parser().parse_args()
+    parser = default_argument_parser()
+    parser.epilog += "\n" + __doc__[__doc__.index("Exit status"):]
+    arguments = parser.parse_args()
     run_cli(lambda: run(arguments))

@@ -18,6 +18,8 @@
 
 Ignore classes are hatched (stripes of their color and black) and listed as "(ignored)";
 values that are not classes are a magenta/black checker board.
+
+Exit status: 0 done, 2 bad input (one line naming the file and the problem).
 """
 from __future__ import annotations
 

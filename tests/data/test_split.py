@@ -9,6 +9,7 @@ from PIL import Image
 
 from segdet.data import DatasetCatalog, Metadata, MetadataCatalog
 from segdet.data.formats.image_folder import register_image_folder
+from segdet.utils.cli import run_cli
 from segdet.data.split import apply_split, read_split_file, split_image_ids, write_split_file
 from segdet.errors import DataError
 from tests.logs import captured_warnings
@@ -179,7 +180,10 @@ def test_tool_registered_dataset(tmp_path, capsys):
 def test_tool_errors(tmp_path, capsys):
     tool = _tool()
     out = str(tmp_path / "split.json")
-    assert tool.main(["--dataset", "fmt_no_such_dataset", "--fractions", "1", "--output", out]) == 1
+    # Bad input: exit status 2 and one line, as every tool (through run_cli).
+    with pytest.raises(SystemExit) as stop:
+        run_cli(lambda: tool.main(["--dataset", "fmt_no_such_dataset", "--fractions", "1", "--output", out]))
+    assert stop.value.code == 2
     assert "unknown dataset 'fmt_no_such_dataset'" in capsys.readouterr().err
     assert tool.main(["--image-dir", str(tmp_path), "--fractions", "0.5", "0.5", "--names", "a", "--output", out]) == 2
     assert not os.path.exists(out)

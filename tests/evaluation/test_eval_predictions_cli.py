@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from segdet.utils.cli import run_cli
 from tests.evaluation.test_sem_seg_measures import HALCON_GT, HALCON_PRED, NAMES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,10 +28,14 @@ def run_tool(*args):
 
 
 def tool_main(*args):
+    """The tool's exit status, as a user sees it: main() through run_cli (errors: one line, status 2)."""
     spec = importlib.util.spec_from_file_location("eval_predictions_tool", TOOL)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.main([str(a) for a in args])
+    try:
+        return run_cli(lambda: module.main([str(a) for a in args]))
+    except SystemExit as stop:
+        return stop.code
 
 
 def write_gray(path, ids):

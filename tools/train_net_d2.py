@@ -7,7 +7,13 @@
 
 Needs detectron2 built from source (README, "Inside detectron2").
 """
-from segdet.d2 import SegdetTrainer, load_config, register_segdet_datasets
+import sys
+
+try:
+    from segdet.d2 import SegdetTrainer, load_config, register_segdet_datasets
+except ImportError as e:  # no detectron2: the one line that says how to install it
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
 from segdet.d2.checkpoint import SegdetCheckpointer
 from segdet.utils.cli import run_cli
 

@@ -20,10 +20,9 @@ from typing import Optional, Sequence
 import numpy as np
 from detectron2.data import transforms as T
 
-from segdet.config.experiment import instances_enabled
 from segdet.d2.convert import ThingIds, dict_with_class_ids, to_detectron2_instances
 from segdet.data.mapper import DatasetMapper
-from segdet.data.transforms.augmentation import Augmentation, build_augmentations
+from segdet.data.transforms.augmentation import Augmentation
 from segdet.structures.metadata import Metadata
 
 
@@ -44,12 +43,6 @@ class SegdetAugmentation(T.Augmentation):
         return f"SegdetAugmentation({self.augmentation!r})"
 
 
-def build_detectron2_augmentations(cfg, is_train: bool) -> list[T.Augmentation]:
-    """segdet's augmentations of the INPUT.* keys (same names and meanings as the standalone
-    config), as detectron2 Augmentations."""
-    return [SegdetAugmentation(aug) for aug in build_augmentations(cfg, is_train)]
-
-
 class SegdetDatasetMapper:
     """A detectron2 mapper (callable on one dataset dict) built on segdet's DatasetMapper."""
 
@@ -57,7 +50,7 @@ class SegdetDatasetMapper:
         """
         Args:
             mapper: segdet's mapper (labels, ignore classes, class weights, instances); its own
-                augmentations are not used.
+                augmentations are not used (give them here, wrapped in SegdetAugmentation).
             augmentations: detectron2 Augmentations, applied in order (segdet's ones wrapped in
                 SegdetAugmentation, or detectron2's).
         """
@@ -74,18 +67,10 @@ class SegdetDatasetMapper:
             metadata: the experiment's metadata (`segdet.d2.segdet_metadata(cfg)`).
             class_weights: one weight per class (training); None = all 1.
         """
-        mapper = DatasetMapper(
-            is_train=is_train,
-            augmentations=[],
-            metadata=metadata,
-            ignore_class_ids=metadata.ignore_class_ids,
-            ignore_value=cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
-            class_weights=class_weights,
-            merge_into_background=cfg.INPUT.MERGE_INTO_BACKGROUND,
-            background_class_id=cfg.INPUT.BACKGROUND_CLASS_ID,
-            instances_on=instances_enabled(cfg) and bool(metadata.thing_class_ids),
-        )
-        return cls(mapper, build_detectron2_augmentations(cfg, is_train))
+        mapper = DatasetMapper.from_config(cfg, is_train, metadata, class_weights)
+        # segdet's augmentations of the INPUT.* keys (same names and meanings as the standalone
+        # config), drawn by detectron2's AugmentationList.
+        return cls(mapper, [SegdetAugmentation(aug) for aug in mapper.augmentations])
 
     def _augment(self, image: np.ndarray):
         aug_input = T.AugInput(image)

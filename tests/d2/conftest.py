@@ -10,11 +10,15 @@ import sys
 
 import pytest
 
-from segdet.data.demo import generate_demo_dataset
+from tests.engine.conftest import TINY_MODEL
+from tests.engine.conftest import tiny_fruit_root  # noqa: F401  (the same tiny dataset: 8 images of 64x64)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SKIP_REASON = ("detectron2 is not installed (it is on no package registry; CI has none): build it from "
                "source to run the segdet.d2 tests, see the README's 'Inside detectron2'")
+
+# The tiny datasets declared as segdet's engine tests declare them (DATASETS.CUSTOM, coco_semantic).
+DATASETS = TINY_MODEL[TINY_MODEL.index("DATASETS:"):TINY_MODEL.index("INPUT:")]
 
 TINY_CONFIG = """
 _BASE_: "{repo}/configs/detectron2/Base-Segdet-PanopticFPN.yaml"
@@ -31,17 +35,7 @@ MODEL:
   ROI_BOX_HEAD: {{FC_DIM: 64, POOLER_SAMPLING_RATIO: 1}}
   ROI_MASK_HEAD: {{CONV_DIM: 32, NUM_CONV: 1, POOLER_SAMPLING_RATIO: 1}}
   SEM_SEG_HEAD: {{NUM_CLASSES: 5, CONVS_DIM: 32, CLASS_WEIGHT_CORRECTION: 0.5}}
-DATASETS:
-  TRAIN: ("tiny_train",)
-  TEST: ("tiny_val",)
-  CUSTOM:
-    tiny_train: {{FORMAT: coco_semantic, JSON_FILE: {root}/annotations/instances_train.json,
-                 IMAGE_ROOT: {root}/images/train, SEM_SEG_ROOT: {root}/segmentation/train,
-                 CLASSES_FILE: {root}/classes.json}}
-    tiny_val: {{FORMAT: coco_semantic, JSON_FILE: {root}/annotations/instances_val.json,
-               IMAGE_ROOT: {root}/images/val, SEM_SEG_ROOT: {root}/segmentation/val,
-               CLASSES_FILE: {root}/classes.json}}
-INPUT: {{MIN_SIZE_TRAIN: [0], MAX_SIZE_TRAIN: 0, MIN_SIZE_TEST: 0, MAX_SIZE_TEST: 0, RANDOM_FLIP: horizontal,
+{datasets}INPUT: {{MIN_SIZE_TRAIN: [0], MAX_SIZE_TRAIN: 0, MIN_SIZE_TEST: 0, MAX_SIZE_TEST: 0, RANDOM_FLIP: horizontal,
         CLASS_WEIGHTS: auto}}
 DATALOADER: {{NUM_WORKERS: 0}}
 SOLVER:
@@ -58,16 +52,10 @@ OUTPUT_DIR: {output}
 """
 
 
-@pytest.fixture(scope="session")
-def tiny_fruit_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny_fruit_d2")
-    generate_demo_dataset(str(root), num_images=8, seed=1, image_size=(64, 64), splits=(0.5, 0.25, 0.25))
-    return str(root)
-
-
 def write_tiny_config(path, root, output, mask_on=True):
     arch = "SegdetPanopticFPN" if mask_on else "SegdetSemanticSegmentor"
-    path.write_text(TINY_CONFIG.format(repo=REPO, arch=arch, mask_on=mask_on, root=root, output=output))
+    datasets = DATASETS.format(root=root, test='("tiny_val",)')
+    path.write_text(TINY_CONFIG.format(repo=REPO, arch=arch, mask_on=mask_on, output=output, datasets=datasets))
     return str(path)
 
 

@@ -34,6 +34,13 @@ def _expected_semantic(logits):
     return scores, scores[:4].argmax(axis=0), scores[:4].max(axis=0)
 
 
+def _model(cfg, cls):
+    model = build_model(cfg)
+    assert isinstance(model, cls)
+    model.set_training_class_weights(CLASS_WEIGHTS)
+    return model.eval()
+
+
 def _check_semantic(out, raw_logits):
     scores, segmentation, confidence = _expected_semantic(raw_logits)
     assert tuple(out["sem_seg"].shape) == (5, 96, 128)
@@ -47,10 +54,7 @@ def _check_semantic(out, raw_logits):
 def test_panoptic_fpn_outputs_at_the_original_size(tiny_cfg_factory):
     cfg = tiny_cfg_factory(opts=["MODEL.PANOPTIC_FPN.COMBINE.INSTANCES_CONFIDENCE_THRESH", "0.0",
                                  "MODEL.PANOPTIC_FPN.COMBINE.STUFF_AREA_LIMIT", "1"])
-    model = build_model(cfg)
-    assert isinstance(model, SegdetPanopticFPN)
-    model.set_training_class_weights(CLASS_WEIGHTS)
-    model.eval()
+    model = _model(cfg, SegdetPanopticFPN)
     inputs = _inputs()
     out = model(inputs)[0]
     reference = PanopticFPN.inference(model, inputs)[0]  # detectron2's own path over the same modules
@@ -69,10 +73,7 @@ def test_panoptic_fpn_outputs_at_the_original_size(tiny_cfg_factory):
 @torch.no_grad()
 def test_semantic_segmentor_outputs_at_the_original_size(tiny_cfg_factory):
     cfg = tiny_cfg_factory(mask_on=False, name="semantic")
-    model = build_model(cfg)
-    assert isinstance(model, SegdetSemanticSegmentor)
-    model.set_training_class_weights(CLASS_WEIGHTS)
-    model.eval()
+    model = _model(cfg, SegdetSemanticSegmentor)
     inputs = _inputs()
     out = model(inputs)[0]
     assert set(out) == {"sem_seg", "segmentation_image", "segmentation_confidence"}

@@ -19,7 +19,7 @@ training: the demo recipe, same iterations and data, in two processes one after 
     Targets: segdet.d2 within 0.02 mean_iou and 3 AP points of the standalone.
 
     python bench/vs_detectron2.py inference --threads 2
-    python bench/vs_detectron2.py training
+    python bench/vs_detectron2.py training [--parallel] [--opts SOLVER.MAX_ITER 150 ...]
 """
 from __future__ import annotations
 
@@ -43,6 +43,8 @@ def parse_args():
     p.add_argument("--size", type=int, nargs=2, default=None, metavar=("H", "W"), help="default 512 683")
     p.add_argument("--detections", type=int, default=None, help="per-image cap (default 100; --quick 20)")
     p.add_argument("--proposals", type=int, default=None, help="RPN proposals after NMS (default 1000)")
+    p.add_argument("--parallel", action="store_true",
+                   help="training: run both trainers at the same time (each then has about half the machine)")
     p.add_argument("--opts", nargs="*", default=[], metavar="KEY VALUE",
                    help="training: overrides given to both tools (e.g. SOLVER.MAX_ITER 20 for a check)")
     return p.parse_args()
@@ -229,15 +231,21 @@ def inference(args) -> None:
 # Training
 # ---------------------------------------------------------------------------------------------
 
-def _train(tool: str, config: str, output_dir: str, opts: list[str]) -> dict:
+def _start(tool: str, config: str, output_dir: str, opts: list[str]):
     command = [sys.executable, os.path.join("tools", tool), "--config-file", config, "OUTPUT_DIR", output_dir, *opts]
     print("$ " + " ".join(command), flush=True)
-    start = time.perf_counter()
-    with open(os.path.join(os.path.dirname(output_dir) or ".", os.path.basename(output_dir) + ".log"), "w") as log:
-        result = subprocess.run(command, cwd=common.REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    log = open(output_dir + ".log", "w")
+    return command, log, time.perf_counter(), subprocess.Popen(command, cwd=common.REPO_ROOT, stdout=log,
+                                                              stderr=subprocess.STDOUT)
+
+
+def _finish(run, output_dir: str) -> dict:
+    command, log, start, process = run
+    code = process.wait()
     wall = time.perf_counter() - start
-    if result.returncode:
-        raise SystemExit(f"{tool} failed (exit {result.returncode}); see {log.name}")
+    log.close()
+    if code:
+        raise SystemExit(f"{command[1]} failed (exit {code}); see {log.name}")
     with open(os.path.join(output_dir, "metrics.json")) as f:
         times = [json.loads(line)["time"] for line in f if '"time"' in line]
     with open(os.path.join(output_dir, "inference", "demo_fruit_test", "results.json")) as f:
@@ -253,9 +261,16 @@ def training(args) -> None:
     root = os.path.join(common.REPO_ROOT, "output", "bench_vs_detectron2" + ("_quick" if args.quick else ""))
     os.makedirs(root, exist_ok=True)
     opts = list(args.opts) + (["SOLVER.MAX_ITER", "20", "TEST.EVAL_PERIOD", "0"] if args.quick else [])
-    runs = {"segdet trainer": _train("train_net.py", "configs/demo/quickstart.yaml", os.path.join(root, "segdet"), opts),
-            "detectron2 trainer, segdet parts": _train("train_net_d2.py", "configs/detectron2/demo.yaml",
-                                                       os.path.join(root, "detectron2"), opts)}
+    jobs = {"segdet trainer": ("train_net.py", "configs/demo/quickstart.yaml", os.path.join(root, "segdet")),
+            "detectron2 trainer, segdet parts": ("train_net_d2.py", "configs/detectron2/demo.yaml",
+                                                 os.path.join(root, "detectron2"))}
+    runs = {}
+    if args.parallel:  # both at once: on a shared machine, load changes hit both alike
+        started = {name: _start(tool, config, out, opts) for name, (tool, config, out) in jobs.items()}
+        runs = {name: _finish(started[name], jobs[name][2]) for name in jobs}
+    else:
+        for name, (tool, config, out) in jobs.items():
+            runs[name] = _finish(_start(tool, config, out, opts), out)
     keys = ["wall_s", "s_per_iter_median_of_logged", "mean_iou", "segm_AP", "bbox_AP", "PQ"]
     common.print_table([[n] + [r[k] for k in keys] for n, r in runs.items()], ["run"] + keys,
                        title="Demo recipe, test split (demo_fruit_test)")
@@ -264,7 +279,7 @@ def training(args) -> None:
     print(f"|mean_iou difference| {abs(a['mean_iou'] - b['mean_iou']):.4f} (<= {MEAN_IOU_TOLERANCE}), |segm AP "
           f"difference| {abs(a['segm_AP'] - b['segm_AP']):.2f} (<= {AP_TOLERANCE}): {common.verdict(ok)}", flush=True)
     common.write_results(args.output or common.default_output("vs_detectron2_training", args.quick),
-                         "vs_detectron2_training", info, {"opts": opts, "quick": args.quick}, runs,
+                         "vs_detectron2_training", info, {"opts": opts, "parallel": args.parallel, "quick": args.quick}, runs,
                          {"mean_iou_tolerance": MEAN_IOU_TOLERANCE, "segm_AP_tolerance": AP_TOLERANCE, "pass": ok})
 
 

@@ -75,8 +75,10 @@ def build_predictor(args: argparse.Namespace):
     if args.engine == "detectron2":
         if not args.weights:
             raise ConfigError("--engine detectron2 needs --weights FILE (a model file of tools/train_net_d2.py)")
-        from segdet.d2 import load_detectron2_model
-
+        try:
+            from segdet.d2 import load_detectron2_model
+        except ImportError as e:  # no detectron2: the one line that says how to install it
+            raise ConfigError(f"--engine detectron2: {e}") from None
         return Predictor.from_loaded(load_detectron2_model(args.weights, args.config_file or None, args.opts))
     if args.config_file:
         from segdet.config import load_config

@@ -50,9 +50,9 @@ class SegdetDatasetMapper:
         """
         Args:
             mapper: segdet's mapper (labels, ignore classes, class weights, instances); its own
-                augmentations are not used (give them here, wrapped in SegdetAugmentation).
-            augmentations: detectron2 Augmentations, applied in order (segdet's ones wrapped in
-                SegdetAugmentation, or detectron2's).
+                augmentations are not used.
+            augmentations: detectron2 Augmentations (or Transforms), applied in order: segdet's
+                wrapped in SegdetAugmentation, or detectron2's own.
         """
         self.mapper = mapper
         self.augmentations = T.AugmentationList(list(augmentations))

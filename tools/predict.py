@@ -15,6 +15,7 @@ Examples:
   python tools/predict.py --weights output/model_final.pth --input photos/ --output pred/
   python tools/predict.py --config-file cfg.yaml --weights model.pth --input 'scans/*.tif' \\
       --output pred/ --tile-size 512 --label-format blue MODEL.DEVICE cpu
+  python tools/predict.py --engine detectron2 --weights output/d2_demo/model_final.pth --input photos/ --output pred/
 
 Exit status: 0 done, 1 done with unreadable inputs skipped (named in the log), 2 bad input or
 config (one line naming the file and the problem).
@@ -54,6 +55,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="segmentation PNG encoding (default: the training data's, gray if it has none)")
     parser.add_argument("--confidence-format", choices=("png", "tiff", "npy"), default="png")
     parser.add_argument("--no-overlay", action="store_true", help="do not write <stem>_overlay.jpg")
+    parser.add_argument("--engine", choices=("segdet", "detectron2"), default="segdet",
+                        help="who trained --weights: segdet's trainer, or detectron2's with segdet's parts "
+                             "(tools/train_net_d2.py; needs detectron2)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[],
                         help="config overrides as KEY VALUE pairs, e.g. MODEL.DEVICE cpu")
     args = parser.parse_args(argv)
@@ -71,6 +75,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_predictor(args: argparse.Namespace):
     from segdet.inference.predictor import Predictor
 
+    if args.engine == "detectron2":
+        if not args.weights:
+            raise ConfigError("--engine detectron2 needs --weights FILE (a model file of tools/train_net_d2.py)")
+        try:
+            from segdet.d2 import load_detectron2_model
+        except ImportError as e:  # no detectron2: the one line that says how to install it
+            raise ConfigError(f"--engine detectron2: {e}") from None
+        return Predictor.from_loaded(load_detectron2_model(args.weights, args.config_file or None, args.opts))
     if args.config_file:
         from segdet.config import load_config
 

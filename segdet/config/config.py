@@ -143,15 +143,19 @@ _CHOICES = {
     "MODEL.RESNETS.DEPTH": (18, 34, 50, 101, 152),
     "MODEL.RESNETS.NORM": ("BN", "FrozenBN", "GN", "SyncBN"),
     "MODEL.SEM_SEG_HEAD.NORM": ("GN", "BN", ""),
-    "MODEL.SEM_SEG_HEAD.LOSS_TYPE": ("cross_entropy", "focal", "dice", "cross_entropy_dice"),
     "INPUT.MIN_SIZE_TRAIN_SAMPLING": ("choice", "range"),
     "INPUT.FORMAT": ("RGB",),
     "INPUT.CROP.TYPE": ("absolute",),
-    "INPUT.RANDOM_FLIP": ("horizontal", "vertical", "both", "none"),
-    "SOLVER.OPTIMIZER": ("SGD", "ADAMW"),
     "SOLVER.LR_SCHEDULER_NAME": ("WarmupMultiStepLR", "WarmupCosineLR"),
     "SOLVER.WARMUP_METHOD": ("linear", "constant"),
     "SOLVER.CLIP_GRADIENTS.CLIP_TYPE": ("value", "norm"),
+}
+# The keys segdet adds to detectron2's (and INPUT.RANDOM_FLIP, detectron2's key with "both" added):
+# `validate_segdet_keys` checks them alone, also in a detectron2 config (segdet.d2).
+_SEGDET_CHOICES = {
+    "MODEL.SEM_SEG_HEAD.LOSS_TYPE": ("cross_entropy", "focal", "dice", "cross_entropy_dice"),
+    "INPUT.RANDOM_FLIP": ("horizontal", "vertical", "both", "none"),
+    "SOLVER.OPTIMIZER": ("SGD", "ADAMW"),
     "SOLVER.BEST_CHECKPOINT_MODE": ("max", "min"),
     "TEST.TILE_MERGE": ("max", "mean"),
 }
@@ -164,21 +168,36 @@ def _get(cfg: CfgNode, full_key: str) -> Any:
     return node
 
 
-def validate_config(cfg: CfgNode) -> None:
-    """Check values that have a fixed set of choices or ranges; raise ConfigError naming the key."""
-    for key, choices in _CHOICES.items():
+def _check_choices(cfg: CfgNode, choices_by_key: dict) -> None:
+    for key, choices in choices_by_key.items():
         value = _get(cfg, key)
         if value not in choices:
             raise ConfigError(f"config key {key} = {value!r}; expected one of {list(choices)}")
-    positive = ("SOLVER.MAX_ITER", "SOLVER.IMS_PER_BATCH", "MODEL.SEM_SEG_HEAD.NUM_CLASSES",
-                "MODEL.ROI_HEADS.NUM_CLASSES", "INPUT.CROP.CROPS_PER_IMAGE")
-    for key in positive:
+
+
+def _check_positive(cfg: CfgNode, keys: Sequence[str]) -> None:
+    for key in keys:
         if _get(cfg, key) <= 0:
             raise ConfigError(f"config key {key} = {_get(cfg, key)}; must be > 0")
-    if not 0 <= cfg.TEST.TILE_OVERLAP < 1:
-        raise ConfigError(f"config key TEST.TILE_OVERLAP = {cfg.TEST.TILE_OVERLAP}; must be in [0, 1)")
+
+
+def validate_config(cfg: CfgNode) -> None:
+    """Check values that have a fixed set of choices or ranges; raise ConfigError naming the key."""
+    _check_choices(cfg, _CHOICES)
+    _check_positive(cfg, ("SOLVER.MAX_ITER", "SOLVER.IMS_PER_BATCH", "MODEL.SEM_SEG_HEAD.NUM_CLASSES",
+                          "MODEL.ROI_HEADS.NUM_CLASSES"))
     if len(cfg.INPUT.CROP.SIZE) != 2 or min(cfg.INPUT.CROP.SIZE) <= 0:
         raise ConfigError(f"config key INPUT.CROP.SIZE = {cfg.INPUT.CROP.SIZE}; expected [height, width] > 0")
+    validate_segdet_keys(cfg)
+
+
+def validate_segdet_keys(cfg) -> None:
+    """Check the keys segdet adds to detectron2's (ignore ids, class weights, losses, augmentations,
+    tiles); raise ConfigError naming the key. Works on a detectron2 config with them (segdet.d2)."""
+    _check_choices(cfg, _SEGDET_CHOICES)
+    _check_positive(cfg, ("INPUT.CROP.CROPS_PER_IMAGE",))
+    if not 0 <= cfg.TEST.TILE_OVERLAP < 1:
+        raise ConfigError(f"config key TEST.TILE_OVERLAP = {cfg.TEST.TILE_OVERLAP}; must be in [0, 1)")
     for key in ("INPUT.BRIGHTNESS", "INPUT.CONTRAST", "INPUT.ROTATION.ANGLE_RANGE"):
         value = _get(cfg, key)
         if len(value) != 2 or value[0] > value[1]:

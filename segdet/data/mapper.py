@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
+from fvcore.transforms.transform import Transform
 
 from segdet.config.experiment import instances_enabled, metadata_for_config
 from segdet.data.class_weights import weight_image
@@ -131,6 +132,20 @@ class DatasetMapper:
         Returns:
             The model input dict.
         """
+        if rng is None:
+            rng = np.random.default_rng()
+        return self.map(dataset_dict, lambda image: apply_augmentations(self.augmentations, image, rng))
+
+    def map(self, dataset_dict: dict, augment: Callable[[np.ndarray], tuple[np.ndarray, Transform]]) -> dict[str, Any]:
+        """Map one dataset dict with augmentations drawn by `augment` (`segdet.d2` draws them with
+        detectron2's AugmentationList).
+
+        Args:
+            dataset_dict: detectron2-schema dict (not modified).
+            augment: HxWx3 uint8 image -> (augmented image, the transform to apply to its labels and masks).
+        Returns:
+            The model input dict.
+        """
         d = copy.deepcopy(dataset_dict)
         file_name = d.get("file_name")
         if not file_name:
@@ -159,9 +174,7 @@ class DatasetMapper:
         if sem_path and self.instances_on:
             instances = self._decode_instances(d.pop("annotations", None) or [], h, w, file_name)
 
-        if rng is None:
-            rng = np.random.default_rng()
-        image, transforms = apply_augmentations(self.augmentations, image, rng)
+        image, transforms = augment(image)
         d["image"] = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
         if sem_seg is None:
             return d

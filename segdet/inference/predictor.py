@@ -27,7 +27,7 @@ from segdet.config.experiment import instances_enabled
 from segdet.data.transforms.augmentation import apply_augmentations, build_augmentations
 from segdet.errors import ConfigError, DataError
 from segdet.inference.tiling import TiledSegmenter
-from segdet.modeling.load import load_model
+from segdet.modeling.load import LoadedModel, load_model
 from segdet.structures.instances import Instances
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,17 @@ class Predictor:
         """
         if isinstance(cfg, (str, os.PathLike)):
             cfg, weights = None, weights or os.fspath(cfg)
-        loaded = load_model(weights, cfg, opts)
+        self._use(load_model(weights, cfg, opts))
+
+    @classmethod
+    def from_loaded(cls, loaded: LoadedModel) -> "Predictor":
+        """A Predictor for a model that is already built and loaded (e.g. by `segdet.d2`, for a
+        model trained inside detectron2): `loaded.model` takes and returns segdet's dicts."""
+        predictor = cls.__new__(cls)
+        predictor._use(loaded)
+        return predictor
+
+    def _use(self, loaded: LoadedModel) -> None:
         self.model = loaded.model
         self.metadata = loaded.metadata
         self.cfg = loaded.cfg

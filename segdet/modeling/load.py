@@ -116,6 +116,9 @@ def load_model(weights: Optional[str] = None, cfg=None, opts: Sequence[str] = ()
         raise CheckpointError("no model file given: set MODEL.WEIGHTS or give the model file")
     path = os.fspath(path)
     checkpoint = load_checkpoint_file(path)
+    if checkpoint.get("engine") == "detectron2":
+        raise CheckpointError(f"model file {path} was trained inside detectron2 (segdet.d2): predict with "
+                              "tools/predict.py --engine detectron2, or segdet.d2.load_detectron2_model")
     cfg = stored_config(checkpoint, path, opts) if cfg is None else cfg
     cfg = cfg.clone()
     cfg.defrost()

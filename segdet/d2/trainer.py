@@ -5,7 +5,11 @@ import weakref
 
 import torch
 from detectron2.engine import DefaultTrainer, hooks
-from detectron2.solver.build import get_default_optimizer_params, maybe_add_gradient_clipping
+from detectron2.solver.build import (
+    _generate_optimizer_class_with_gradient_clipping,
+    get_default_optimizer_params,
+    maybe_add_gradient_clipping,
+)
 from torch.nn.parallel import DistributedDataParallel
 
 from segdet.d2.checkpoint import SegdetCheckpointer, inference_data
@@ -39,14 +43,31 @@ class SegdetTrainer(DefaultTrainer):
 
     @classmethod
     def build_optimizer(cls, cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
+        """detectron2's SGD, or AdamW (SOLVER.OPTIMIZER), with SOLVER.CLIP_GRADIENTS. CLIP_TYPE
+        "full_model" clips the norm of all gradients together (what segdet's own trainer does for
+        "norm", and later detectron2 versions call "full_model"); this detectron2's "norm" clips
+        each parameter's gradient by itself."""
+        clip = cfg.SOLVER.CLIP_GRADIENTS
+        global_norm = clip.ENABLED and clip.CLIP_TYPE == "full_model"
+        if global_norm:
+            cfg = cfg.clone()
+            cfg.defrost()
+            cfg.SOLVER.CLIP_GRADIENTS.ENABLED = False  # detectron2's own wrapper knows no "full_model"
         if cfg.SOLVER.OPTIMIZER != "ADAMW":
-            return super().build_optimizer(cfg, model)
-        params = get_default_optimizer_params(model, base_lr=cfg.SOLVER.BASE_LR,
-                                              weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
-                                              bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
-                                              weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS)
-        optimizer = torch.optim.AdamW(params, lr=cfg.SOLVER.BASE_LR, weight_decay=cfg.SOLVER.WEIGHT_DECAY)
-        return maybe_add_gradient_clipping(cfg, optimizer)
+            optimizer = super().build_optimizer(cfg, model)
+        else:
+            params = get_default_optimizer_params(model, base_lr=cfg.SOLVER.BASE_LR,
+                                                  weight_decay_norm=cfg.SOLVER.WEIGHT_DECAY_NORM,
+                                                  bias_lr_factor=cfg.SOLVER.BIAS_LR_FACTOR,
+                                                  weight_decay_bias=cfg.SOLVER.WEIGHT_DECAY_BIAS)
+            optimizer = maybe_add_gradient_clipping(
+                cfg, torch.optim.AdamW(params, lr=cfg.SOLVER.BASE_LR, weight_decay=cfg.SOLVER.WEIGHT_DECAY))
+        if global_norm:
+            optimizer.__class__ = _generate_optimizer_class_with_gradient_clipping(
+                type(optimizer),
+                global_clipper=lambda params: torch.nn.utils.clip_grad_norm_(list(params), clip.CLIP_VALUE,
+                                                                             clip.NORM_TYPE))
+        return optimizer
 
     @classmethod
     def build_train_loader(cls, cfg):

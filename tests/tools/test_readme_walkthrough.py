@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,9 @@ def test_the_readme_walkthrough_runs_as_written(tmp_path):
     assert scored["pixel_confusion_matrix"] == evaluated["pixel_confusion_matrix"]
     assert len(json.loads((run / "pred_eval.json").read_text())["sem_seg_per_image"]) == 18
     assert f"{evaluated['mean_iou']:.4f}" in (run / "report.html").read_text()
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium:  # the demo's report as a browser renders it (Debian's chromium; CI has none)
+        dom = subprocess.run([chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--dump-dom",
+                              (run / "report.html").as_uri()], capture_output=True, text=True, timeout=120)
+        assert dom.returncode == 0 and f"{evaluated['mean_iou']:.4f}" in dom.stdout
+        assert "demo_fruit_test" in dom.stdout and dom.stdout.count("<img") >= 3

@@ -53,8 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         results, _ = evaluate_prediction_folders(args.gt, args.pred, metadata, per_image=args.per_image,
                                                  boundary_width=args.boundary_width)
     except SegdetError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        # Bad input: status 2. A heading and a single problem read as one line.
+        head, *problems = str(e).splitlines()
+        print(f"error: {head} {problems[0]}" if len(problems) == 1 else f"error: {e}", file=sys.stderr)
+        return 2
 
     write_json(results, args.output)
     picture = os.path.splitext(args.output)[0] + "_confusion.png"

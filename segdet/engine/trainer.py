@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
+from typing import Mapping, Optional, Sequence
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from segdet.checkpoint import SegdetCheckpointer, set_rng_state
+from segdet.checkpoint import SegdetCheckpointer, resume_candidates, set_rng_state
 from segdet.data.build import build_test_loader, build_train_loader
-from segdet.data.catalog import get_dataset_dicts
+from segdet.data.catalog import DatasetCatalog
+from segdet.data.check import CheckReport, preflight_check
 from segdet.data.class_weights import resolve_class_weights
 from segdet.data.mapper import DatasetMapper
 from segdet.structures.metadata import Metadata
@@ -22,6 +24,7 @@ from segdet.engine import hooks
 from segdet.engine.events import make_writers
 from segdet.engine.solver import build_gradient_clipper, build_lr_scheduler, build_optimizer
 from segdet.engine.train_loop import SimpleTrainer
+from segdet.errors import CheckpointError, DataError
 from segdet.evaluation.results import evaluate_dataset
 from segdet.modeling import build_model
 from segdet.utils import comm
@@ -34,20 +37,51 @@ def checkpoint_extra_data(cfg, metadata: Metadata) -> dict:
     return {"metadata": metadata.to_dict(), "config": cfg.dump()}
 
 
-def evaluate(cfg, model: nn.Module) -> "OrderedDict[str, dict]":
+def dataset_dicts_by_name(names: Sequence[str]) -> "OrderedDict[str, list[dict]]":
+    """Each named dataset's dicts (an unknown or empty dataset is a DataError)."""
+    return OrderedDict((name, DatasetCatalog.get(name)) for name in names)
+
+
+def checked_datasets(cfg, names: Sequence[str]) -> tuple["OrderedDict[str, list[dict]]", dict[str, list[str]],
+                                                         Optional[CheckReport]]:
+    """The named datasets after the pre-flight check (DATALOADER.CHECK_DATASET): their good dicts,
+    and the image files left out of each (DATALOADER.SKIP_BAD_SAMPLES; without it a bad sample
+    is a DataError). Returns (name -> dicts, name -> left-out files, the check or None)."""
+    dicts = dataset_dicts_by_name(names)
+    left_out: dict[str, list[str]] = {name: [] for name in dicts}
+    if not cfg.DATALOADER.CHECK_DATASET:
+        return dicts, left_out, None
+    report = preflight_check(cfg, dicts)
+    for name in dicts:
+        check = report.by_name(name)
+        left_out[name] = check.bad_files(dicts[name])
+        dicts[name] = check.good_samples(dicts[name])
+    return dicts, left_out, report
+
+
+def evaluate(cfg, model: nn.Module, left_out: Optional[Mapping[str, Sequence[str]]] = None) -> "OrderedDict[str, dict]":
     """Evaluate the model on each of DATASETS.TEST; print tables, save JSON under OUTPUT_DIR/inference/.
 
+    Args:
+        left_out: dataset name -> image files to leave out (found bad by a dataset check);
+            None = check the test sets first (DATALOADER.CHECK_DATASET).
     Returns:
-        dataset name -> results dict (rank 0; other ranks get empty dicts).
+        dataset name -> results dict (rank 0; other ranks get empty dicts). A dataset whose
+        samples were skipped has `skipped_samples` (a count) and `skipped_files` in its results.
     """
+    if left_out is None:
+        test_sets, left_out, _ = checked_datasets(cfg, cfg.DATASETS.TEST)
+    else:
+        test_sets = dataset_dicts_by_name(cfg.DATASETS.TEST)
     results: "OrderedDict[str, dict]" = OrderedDict()
-    for name in cfg.DATASETS.TEST:
+    for name, dicts in test_sets.items():
+        bad = set(left_out.get(name, ()))
         dataset_metadata = resolve_metadata(cfg, [name])
         mapper = DatasetMapper.from_config(cfg, is_train=False, metadata=dataset_metadata)
-        loader = build_test_loader(mapper, get_dataset_dicts([name]), batch_size=1,
+        loader = build_test_loader(mapper, [d for d in dicts if d.get("file_name") not in bad], batch_size=1,
                                    num_workers=cfg.DATALOADER.NUM_WORKERS,
                                    skip_bad_samples=cfg.DATALOADER.SKIP_BAD_SAMPLES)
-        results[name] = evaluate_dataset(cfg, model, loader, dataset_metadata)
+        results[name] = evaluate_dataset(cfg, model, loader, dataset_metadata, left_out=sorted(bad))
     return results
 
 
@@ -77,8 +111,23 @@ class Trainer:
             # Images without instances leave the mask head unused in that step.
             self.model = DistributedDataParallel(model, device_ids=device_ids,
                                                  find_unused_parameters=instances_enabled(cfg))
-        self.train_dicts = get_dataset_dicts(cfg.DATASETS.TRAIN)
-        class_weights = resolve_class_weights(cfg, self.train_dicts, self.metadata, self.metadata.ignore_class_ids)
+        if not cfg.DATASETS.TRAIN:
+            raise DataError("no dataset to train on: DATASETS.TRAIN is empty")
+        # The test sets are checked now too: a bad test file found at the first evaluation
+        # would end a run hours in.
+        datasets, left_out, report = checked_datasets(cfg, list(dict.fromkeys(cfg.DATASETS.TRAIN + cfg.DATASETS.TEST)))
+        self.train_dicts = [d for name in cfg.DATASETS.TRAIN for d in datasets[name]]
+        self.train_left_out = [f for name in dict.fromkeys(cfg.DATASETS.TRAIN) for f in left_out[name]]
+        self.test_left_out = {name: left_out[name] for name in cfg.DATASETS.TEST}
+        class_pixels = None
+        if report is not None:
+            # The check counted the class pixels of every label file: class weights "auto" need
+            # not read them again.
+            class_pixels = [c for name in cfg.DATASETS.TRAIN for c in report.by_name(name).good_class_pixels()]
+            if any(c is None for c in class_pixels):
+                class_pixels = None
+        class_weights = resolve_class_weights(cfg, self.train_dicts, self.metadata, self.metadata.ignore_class_ids,
+                                              class_pixels=class_pixels)
         self.mapper = DatasetMapper.from_config(cfg, is_train=True, metadata=self.metadata,
                                                 class_weights=class_weights)
         # Saved with the model, for MODEL.SEM_SEG_HEAD.CLASS_WEIGHT_CORRECTION at inference.
@@ -101,14 +150,22 @@ class Trainer:
         return self.model.module if isinstance(self.model, DistributedDataParallel) else self.model
 
     def resume_or_load(self, resume: bool = True) -> None:
-        """With `resume` and a checkpoint in OUTPUT_DIR: continue from it (weights, optimizer,
-        schedule, iteration, random state). Otherwise load MODEL.WEIGHTS (if any) and start at 0."""
-        data = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
-        if resume and self.checkpointer.has_checkpoint():
+        """With `resume` and a checkpoint in OUTPUT_DIR: continue from the newest one that loads
+        (weights, optimizer, schedule, iteration, random state). Otherwise load MODEL.WEIGHTS
+        (if any) and start at 0."""
+        if resume and resume_candidates(self.cfg.OUTPUT_DIR):
+            data = self.checkpointer.resume()
+            if data is None:
+                raise CheckpointError(
+                    f"--resume: no checkpoint in {self.cfg.OUTPUT_DIR} loads (see the warnings above); move them "
+                    "away to start again, or give MODEL.WEIGHTS without --resume"
+                )
             self.start_iter = int(data.get("iteration", -1)) + 1
             if "rng_state" in data:
                 set_rng_state(data["rng_state"])
             logger.info("Resuming at iteration %d", self.start_iter + 1)
+            return
+        self.checkpointer.load(self.cfg.MODEL.WEIGHTS, checkpointables=[])
 
     def build_hooks(self) -> list:
         cfg = self.cfg
@@ -120,13 +177,14 @@ class Trainer:
         if cfg.DATASETS.TEST:
             self.eval_hook = hooks.EvalHook(
                 cfg.TEST.EVAL_PERIOD,
-                lambda: flatten_for_single_dataset(evaluate(cfg, self.unwrapped_model)),
+                lambda: flatten_for_single_dataset(evaluate(cfg, self.unwrapped_model, self.test_left_out)),
             )
             ret.append(self.eval_hook)
             if cfg.SOLVER.BEST_CHECKPOINT_METRIC:
                 ret.append(hooks.BestCheckpointer(self.checkpointer, cfg.SOLVER.BEST_CHECKPOINT_METRIC,
                                                   cfg.SOLVER.BEST_CHECKPOINT_MODE))
-        ret.append(hooks.GracefulStop(self.checkpointer))
+        ret += [hooks.GracefulStop(), hooks.StopCheckpointer(self.checkpointer),
+                hooks.SkippedSamples(self.train_left_out)]
         if comm.is_main_process():
             ret.append(hooks.PeriodicWriter(make_writers(cfg.OUTPUT_DIR, self.max_iter, self.start_iter), period=20))
         return ret

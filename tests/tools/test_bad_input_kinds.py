@@ -36,13 +36,14 @@ def _model_file(tmp_path, kind):
     return path
 
 
-def _outcome(call, capsys):
-    """(exit status, stdout, stderr) of `run_cli(call)`, as the tool's __main__ ends."""
+def _outcome(call, capfd):
+    """(exit status, stdout, stderr) of `run_cli(call)`, as the tool's __main__ ends; captured at
+    the file descriptors, so that what OpenCV or libpng print themselves counts too."""
     try:
         code = run_cli(call)
     except SystemExit as e:
         code = e.code
-    out, err = capsys.readouterr()
+    out, err = capfd.readouterr()
     return code, out, err
 
 
@@ -63,7 +64,7 @@ TRAIN_NET_KINDS = ["corrupt_header", "cut_in_half", "missing_label", "size_misma
 
 
 @pytest.mark.parametrize("kind", TRAIN_NET_KINDS)
-def test_train_net(kind, tmp_path, capsys, recwarn):
+def test_train_net(kind, tmp_path, capfd, recwarn):
     config = write_bad_input(tmp_path, kind if kind in _DATA_KINDS else "none", bad=BAD)
     images, labels = tmp_path / "images", tmp_path / "labels"
     opts = {"unknown_dataset": ["DATASETS.TRAIN", "('no_such_dataset',)"],
@@ -72,7 +73,7 @@ def test_train_net(kind, tmp_path, capsys, recwarn):
         opts = ["MODEL.WEIGHTS", str(_model_file(tmp_path, kind))]
     args = train_net.default_argument_parser().parse_args(["--config-file", config] + opts)
     try:
-        code, out, err = _outcome(lambda: train_net.run(args), capsys)
+        code, out, err = _outcome(lambda: train_net.run(args), capfd)
     finally:
         for name in DatasetCatalog.list():
             if name.startswith("bad_"):
@@ -110,7 +111,7 @@ def model(tmp_path_factory):
 
 @pytest.mark.parametrize("kind", ["corrupt_header", "cut_in_half", "empty_dataset", "misspelled_key",
                                   "corrupt_model_file", "pickle_model_file", "gray_image"])
-def test_predict(kind, tmp_path, model, capsys, recwarn):
+def test_predict(kind, tmp_path, model, capfd, recwarn):
     inputs = tmp_path / "in"
     inputs.mkdir()
     if kind != "empty_dataset":
@@ -126,7 +127,7 @@ def test_predict(kind, tmp_path, model, capsys, recwarn):
     weights = _model_file(tmp_path, kind) if kind.endswith("model_file") else model
     args = ["--weights", weights, "--input", inputs, "--output", tmp_path / "out", "--no-overlay"]
     args += ["MODEL.DEVICEE", "cpu"] if kind == "misspelled_key" else []
-    code, out, err = _outcome(lambda: predict.main([str(a) for a in args]), capsys)
+    code, out, err = _outcome(lambda: predict.main([str(a) for a in args]), capfd)
     if kind == "gray_image":
         assert code == 0, err
         assert (tmp_path / "out" / "b.png").is_file()
@@ -146,7 +147,7 @@ def test_predict(kind, tmp_path, model, capsys, recwarn):
 
 @pytest.mark.parametrize("kind", ["corrupt_header", "cut_in_half", "missing_label", "size_mismatch",
                                   "empty_dataset", "label_value_7", "label_16bit_300"])
-def test_eval_predictions(kind, tmp_path, capsys):
+def test_eval_predictions(kind, tmp_path, capfd):
     gt, pred = tmp_path / "gt", tmp_path / "pred"
     gt.mkdir()
     pred.mkdir()
@@ -167,7 +168,7 @@ def test_eval_predictions(kind, tmp_path, capsys):
         values[1, 2] = 7 if kind == "label_value_7" else 300
         Image.fromarray(values).save(gt / "b.png")
     args = ["--gt", gt, "--pred", pred, "--num-classes", 3, "--output", tmp_path / "eval.json"]
-    code, out, err = _outcome(lambda: eval_predictions.main([str(a) for a in args]), capsys)
+    code, out, err = _outcome(lambda: eval_predictions.main([str(a) for a in args]), capfd)
     expected = {
         "corrupt_header": [f"label file is corrupt or not an image format OpenCV can read: {pred / 'b.png'}"],
         "cut_in_half": [f"label file {gt / 'b.png'} is corrupt (cut short: chunk IDAT"],

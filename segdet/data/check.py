@@ -162,13 +162,17 @@ class InstanceRules:
     merge_into_background: Sequence[int] = ()
 
 
-# The label decoder of a check's worker processes (set by _init_worker).
+# The label decoder `_read_facts` uses (in the reading processes: set by _init_worker).
 _worker_codec: Optional[LabelCodec] = None
 
 
-def _init_worker(codec: Optional[LabelCodec]) -> None:
+def _use_codec(codec: Optional[LabelCodec]) -> None:
     global _worker_codec
     _worker_codec = codec
+
+
+def _init_worker(codec: Optional[LabelCodec]) -> None:
+    _use_codec(codec)
     # Ctrl-C goes to the whole process group: the main process stops the pool.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -198,7 +202,7 @@ def _read_all(tasks: list[tuple[str, str]], codec: LabelCodec, processes: int, w
     progress = Progress(len(tasks), what, unit="files")
     results: list[dict[str, Any]] = []
     if processes <= 1 or len(tasks) < _PROCESS_MIN_FILES * processes:
-        _init_worker(codec)
+        _use_codec(codec)
         for task in tasks:
             results.append(_read_facts(task))
             progress.step()
@@ -311,10 +315,10 @@ def check_dataset(
     if to_read:
         logger.info("Checking dataset '%s': %d files to read (%d cached), %d processes", name, len(to_read),
                     len(facts), processes)
-    for task, result in zip(to_read, _read_all(to_read, codec, processes, f"Checking dataset '{name}'")):
-        facts[task] = result
-        if cache is not None and task in stamps:
-            cache.put(kinds[task[0]], task[1], stamps[task], result)
+        for task, result in zip(to_read, _read_all(to_read, codec, processes, f"Checking dataset '{name}'")):
+            facts[task] = result
+            if cache is not None and task in stamps:
+                cache.put(kinds[task[0]], task[1], stamps[task], result)
     if cache is not None:
         cache.save()
 

@@ -35,6 +35,9 @@ logger = logging.getLogger("segdet.engine")
 # stop on their own at the next iteration, after rank 0 has saved its checkpoint.
 STRAGGLER_SECONDS = 60.0
 
+# The exit status of a process stopped by a second Ctrl-C (128 + SIGINT, as a shell reports it).
+_INTERRUPTED = 130
+
 
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -119,6 +122,8 @@ def _raise_outcome(processes: list, failures: list[RemoteFailure]) -> None:
     ended without saying why (killed, crashed); or return."""
     if failures:
         failures[0].reraise()
+    if any(p.exitcode == _INTERRUPTED for p in processes):
+        raise SystemExit(_INTERRUPTED)  # a second Ctrl-C: the processes stopped at once, as asked
     for rank, p in enumerate(processes):
         if p.exitcode:
             how = f"was killed by {signal.Signals(-p.exitcode).name}" if p.exitcode < 0 else \
@@ -143,7 +148,7 @@ def _worker(local_rank: int, main_func, world_size: int, num_per_machine: int, m
         dist.barrier()
         main_func(*args)
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once, quietly
-        sys.exit(130)
+        sys.exit(_INTERRUPTED)
     except Exception as e:
         # The launcher raises it again: it alone prints, once.
         with open(os.path.join(failures_dir, f"{rank:05d}.pkl"), "wb") as f:

@@ -102,6 +102,8 @@ class Trainer:
     def __init__(self, cfg):
         self.cfg = cfg
         self.metadata = resolve_metadata(cfg, list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST))
+        # The data first: a bad file is reported before the model is built.
+        class_pixels = self._load_datasets()
         model = build_model(cfg, self.metadata)
         self.optimizer = build_optimizer(cfg, model)
         self.scheduler = build_lr_scheduler(cfg, self.optimizer)
@@ -111,21 +113,6 @@ class Trainer:
             # Images without instances leave the mask head unused in that step.
             self.model = DistributedDataParallel(model, device_ids=device_ids,
                                                  find_unused_parameters=instances_enabled(cfg))
-        if not cfg.DATASETS.TRAIN:
-            raise DataError("no dataset to train on: DATASETS.TRAIN is empty")
-        # The test sets are checked now too: a bad test file found at the first evaluation
-        # would end a run hours in.
-        datasets, left_out, report = checked_datasets(cfg, list(dict.fromkeys(cfg.DATASETS.TRAIN + cfg.DATASETS.TEST)))
-        self.train_dicts = [d for name in cfg.DATASETS.TRAIN for d in datasets[name]]
-        self.train_left_out = [f for name in dict.fromkeys(cfg.DATASETS.TRAIN) for f in left_out[name]]
-        self.test_left_out = {name: left_out[name] for name in cfg.DATASETS.TEST}
-        class_pixels = None
-        if report is not None:
-            # The check counted the class pixels of every label file: class weights "auto" need
-            # not read them again.
-            class_pixels = [c for name in cfg.DATASETS.TRAIN for c in report.by_name(name).good_class_pixels()]
-            if any(c is None for c in class_pixels):
-                class_pixels = None
         class_weights = resolve_class_weights(cfg, self.train_dicts, self.metadata, self.metadata.ignore_class_ids,
                                               class_pixels=class_pixels)
         self.mapper = DatasetMapper.from_config(cfg, is_train=True, metadata=self.metadata,
@@ -141,6 +128,23 @@ class Trainer:
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.eval_hook: hooks.EvalHook | None = None
+
+    def _load_datasets(self) -> Optional[list]:
+        """Set train_dicts, train_left_out and test_left_out after the pre-flight check of the
+        training and test sets (a bad test file found at the first evaluation would end a run
+        hours in). Returns the check's class pixel counts of the training labels, or None."""
+        cfg = self.cfg
+        if not cfg.DATASETS.TRAIN:
+            raise DataError("no dataset to train on: DATASETS.TRAIN is empty")
+        datasets, left_out, report = checked_datasets(cfg, list(dict.fromkeys(cfg.DATASETS.TRAIN + cfg.DATASETS.TEST)))
+        self.train_dicts = [d for name in cfg.DATASETS.TRAIN for d in datasets[name]]
+        self.train_left_out = [f for name in dict.fromkeys(cfg.DATASETS.TRAIN) for f in left_out[name]]
+        self.test_left_out = {name: left_out[name] for name in cfg.DATASETS.TEST}
+        if report is None:
+            return None
+        # Class weights "auto" need not read the label files again.
+        class_pixels = [c for name in cfg.DATASETS.TRAIN for c in report.by_name(name).good_class_pixels()]
+        return None if any(c is None for c in class_pixels) else class_pixels
 
     def _data_loader(self, start_iter: int):
         return build_train_loader(self.cfg, self.mapper, self.train_dicts, start_iter=start_iter)

@@ -2,6 +2,7 @@
 class pixel counts it shares with the class weights, and tools/check_dataset.py."""
 import json
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -91,8 +92,10 @@ def test_every_bad_sample_is_reported_at_once(bad_dataset, processes, monkeypatc
 
 
 def test_annotations_are_not_checked_without_instances(bad_dataset):
+    ctrl_c = signal.getsignal(signal.SIGINT)
     check = check_dataset(bad_dataset, _metadata(), "toy", instance_rules=None, processes=1)
     assert [p.image_id for p in check.problems] == ["half", "value7", "value300", "small", "stale"]
+    assert signal.getsignal(signal.SIGINT) is ctrl_c  # read in this process: Ctrl-C still works
 
 
 def test_the_cache_reads_only_new_and_changed_files(bad_dataset, tmp_path):

@@ -33,17 +33,22 @@ def _run(folder, start, end, values, mode="max"):
 
 
 def _best(folder):
+    """(iteration of model_best.pth, (value, iteration) in best_metric.json)."""
+    record = json.load(open(os.path.join(folder, "best_metric.json")))
     return load_checkpoint_file(os.path.join(folder, "model_best.pth"))["iteration"], \
-        json.load(open(os.path.join(folder, "best_metric.json")))
+        (record["value"], record["iteration"])
 
 
 def test_a_worse_evaluation_after_a_resume_keeps_the_better_model(tmp_path):
     _run(tmp_path, 0, 5, {1: 0.5, 3: 0.8, 4: 0.7})
-    assert _best(tmp_path) == (3, {"metric": METRIC, "mode": "max", "value": 0.8, "iteration": 3})
+    assert _best(tmp_path) == (3, (0.8, 3))
     _run(tmp_path, 5, 10, {6: 0.6})  # resumed at iteration 5: 0.6 is worse than 0.8
-    assert _best(tmp_path)[0] == 3 and _best(tmp_path)[1]["value"] == 0.8
+    assert _best(tmp_path) == (3, (0.8, 3))
     _run(tmp_path, 10, 12, {11: 0.9})
-    assert _best(tmp_path) == (11, {"metric": METRIC, "mode": "max", "value": 0.9, "iteration": 11})
+    assert _best(tmp_path) == (11, (0.9, 11))
+    record = json.load(open(tmp_path / "best_metric.json"))
+    assert record == {"metric": METRIC, "mode": "max", "value": 0.9, "iteration": 11}
+    assert load_checkpoint_file(str(tmp_path / "model_best.pth"))["best_metric"] == record
 
 
 def test_the_value_in_model_best_counts_when_best_metric_json_is_older(tmp_path):

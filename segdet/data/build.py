@@ -110,6 +110,10 @@ def leave_process_group(worker_id: int = 0) -> None:
     except (AttributeError, OSError):  # not on this platform: ignore the group's signals instead
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        return
+    # A background group writing to a terminal set to `stty tostop` would be stopped, and its
+    # warnings (a skipped sample) with it; ignoring SIGTTOU lets the write through.
+    signal.signal(signal.SIGTTOU, signal.SIG_IGN)
 
 
 class _WorkerInit:

@@ -14,7 +14,7 @@ def test_three_kills_and_resumes_end_as_one_run(tiny_fruit_root, tmp_path):
     cfg = write_tiny_config(tmp_path / "cfg.yaml", tiny_fruit_root, str(out), mask_on=False)
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "kill_resume.py"), "--config-file", cfg, "--kills", "3",
-         "--delay", "3", "9", "--seed", "1", "--output-dir", str(out), "--report", str(report),
+         "--first-window", "8", "--seed", "1", "--output-dir", str(out), "--report", str(report),
          "SOLVER.MAX_ITER", "12", "SOLVER.CHECKPOINT_PERIOD", "2", "TEST.EVAL_PERIOD", "4",
          "SOLVER.BEST_CHECKPOINT_METRIC", "sem_seg/mean_iou", "DATALOADER.NUM_WORKERS", "0"],
         cwd=ROOT, capture_output=True, text=True, timeout=400)

@@ -13,7 +13,8 @@ more than it started from ("progress cap" in the table). Checked at the end:
   - every resume continued from the newest checkpoint that loads (what the folder held before it);
   - the run ended at SOLVER.MAX_ITER (model_final.pth, iteration MAX_ITER - 1);
   - every model file in OUTPUT_DIR loads with torch.load(weights_only=True);
-  - every line of metrics.json parses, and each training iteration is recorded once;
+  - every line of metrics.json parses, each training iteration is recorded once, and every
+    checkpointed iteration is recorded (its record is written before its checkpoint);
   - no temporary file is left anywhere in OUTPUT_DIR;
   - model_best.pth is the model best_metric.json names, and no evaluation logged was better.
 
@@ -187,7 +188,7 @@ def phase(log_path: str) -> str:
     return "training"
 
 
-def final_checks(folder: str, max_iter: int, metric: str, mode: str) -> list[tuple[str, bool, str]]:
+def final_checks(folder: str, max_iter: int, period: int, metric: str, mode: str) -> list[tuple[str, bool, str]]:
     from segdet.checkpoint import last_checkpoint, load_checkpoint_file
     from segdet.errors import CheckpointError
 
@@ -215,6 +216,10 @@ def final_checks(folder: str, max_iter: int, metric: str, mode: str) -> list[tup
     checks.append(("metrics.json parses", not bad_lines, f"{len(lines)} lines; unparsable: {bad_lines}"))
     checks.append(("each iteration recorded once", len(iterations) == len(set(iterations)),
                    f"{len(iterations)} records of {len(set(iterations))} iterations"))
+    saved = {it for it in range(max_iter) if (it + 1) % period == 0 or it + 1 == max_iter}
+    missing = sorted(saved - set(iterations))
+    checks.append(("a record of every checkpointed iteration", not missing,
+                   f"{len(saved)} checkpointed iterations; missing: {missing}"))
     left = temp_files(folder)
     checks.append(("no temporary files", not left, ", ".join(left) or "none"))
     best_file = os.path.join(folder, "best_metric.json")
@@ -278,8 +283,8 @@ def main() -> int:
                all(r["resumed_after"] == r["expected"] for r in kills[1:]),
                ", ".join(f"{r['resumed_after']}/{r['expected']}" for r in kills[1:]))]
     if last["exit"] == 0:
-        checks += final_checks(folder, cfg.SOLVER.MAX_ITER, cfg.SOLVER.BEST_CHECKPOINT_METRIC,
-                               cfg.SOLVER.BEST_CHECKPOINT_MODE)
+        checks += final_checks(folder, cfg.SOLVER.MAX_ITER, cfg.SOLVER.CHECKPOINT_PERIOD,
+                               cfg.SOLVER.BEST_CHECKPOINT_METRIC, cfg.SOLVER.BEST_CHECKPOINT_MODE)
     rows = [[r["start"] + 1, r.get("killed_after_s", "-"), r.get("why", "-"), r.get("phase", "ran to the end"),
              "-" if r["resumed_after"] is None else r["resumed_after"] + 1,
              "-" if r.get("newest_after_kill") is None else r["newest_after_kill"] + 1,

@@ -65,14 +65,28 @@ def _checkpoint_extras() -> dict[str, Any]:
 
 class PeriodicCheckpointer(HookBase):
     """Saves `model_<iter>.pth` every `period` iterations and `model_final.pth` at the end
-    (rank 0 only), each with the iteration and random states for an exact resume."""
+    (rank 0 only), each with the iteration and random states for an exact resume.
 
-    def __init__(self, checkpointer: SegdetCheckpointer, period: int, max_iter: int) -> None:
+    `writers_first` (e.g. the metrics.json writer) write just before each save: a run resumed
+    from a checkpoint never repeats the iterations before it, so their records must already be
+    on disk when a kill comes after the save.
+    """
+
+    def __init__(self, checkpointer: SegdetCheckpointer, period: int, max_iter: int,
+                 writers_first: Sequence[Any] = ()) -> None:
         self._periodic = _FvPeriodicCheckpointer(checkpointer, period, max_iter=max_iter)
+        self.period = period
+        self.max_iter = max_iter
+        self.writers_first = list(writers_first)
 
     def after_step(self) -> None:
-        if comm.is_main_process():
-            self._periodic.step(self.trainer.iter, **_checkpoint_extras())
+        if not comm.is_main_process():
+            return
+        next_iter = self.trainer.iter + 1
+        if next_iter % self.period == 0 or next_iter >= self.max_iter:
+            for writer in self.writers_first:
+                writer.write(self.trainer.storage)
+        self._periodic.step(self.trainer.iter, **_checkpoint_extras())
 
 
 class EvalHook(HookBase):

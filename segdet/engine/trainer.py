@@ -21,7 +21,7 @@ from segdet.structures.metadata import Metadata
 from segdet.config.experiment import instances_enabled
 from segdet.data.resolve import resolve_metadata
 from segdet.engine import hooks
-from segdet.engine.events import make_writers
+from segdet.engine.events import JSONWriter, make_writers
 from segdet.engine.solver import build_gradient_clipper, build_lr_scheduler, build_optimizer
 from segdet.engine.train_loop import SimpleTrainer
 from segdet.errors import CheckpointError, DataError
@@ -173,10 +173,12 @@ class Trainer:
 
     def build_hooks(self) -> list:
         cfg = self.cfg
+        writers = make_writers(cfg.OUTPUT_DIR, self.max_iter, self.start_iter) if comm.is_main_process() else []
         ret: list = [
             hooks.IterationTimer(),
             hooks.LRScheduler(self.optimizer, self.scheduler),
-            hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, self.max_iter),
+            hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, self.max_iter,
+                                       writers_first=[w for w in writers if isinstance(w, JSONWriter)]),
         ]
         if cfg.DATASETS.TEST:
             self.eval_hook = hooks.EvalHook(
@@ -189,8 +191,8 @@ class Trainer:
                                                   cfg.SOLVER.BEST_CHECKPOINT_MODE))
         ret += [hooks.GracefulStop(), hooks.StopCheckpointer(self.checkpointer),
                 hooks.SkippedSamples(self.train_left_out)]
-        if comm.is_main_process():
-            ret.append(hooks.PeriodicWriter(make_writers(cfg.OUTPUT_DIR, self.max_iter, self.start_iter), period=20))
+        if writers:
+            ret.append(hooks.PeriodicWriter(writers, period=20))
         return ret
 
     def train(self) -> dict:

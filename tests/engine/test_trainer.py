@@ -43,6 +43,8 @@ def test_few_iterations_write_checkpoints_metrics_and_evaluate(tiny_cfg_factory,
     assert all("iteration" in r for r in records)
     losses = [r for r in records if "total_loss" in r]
     assert losses and all(math.isfinite(r["total_loss"]) for r in losses)
+    # Each checkpointed iteration (2 and 4) has its record, written before its checkpoint.
+    assert {1, 3} <= {r["iteration"] for r in losses}
     expected_losses = {"loss_sem_seg"} | ({"loss_mask", "loss_classifier", "loss_objectness"} if mask_on else set())
     assert expected_losses <= set(losses[-1])
     assert any("sem_seg/mean_iou" in r for r in records)

@@ -16,7 +16,8 @@ more than it started from ("progress cap" in the table). Checked at the end:
   - every line of metrics.json parses, each training iteration is recorded once, and every
     checkpointed iteration is recorded (its record is written before its checkpoint);
   - no temporary file is left anywhere in OUTPUT_DIR;
-  - model_best.pth is the model best_metric.json names, and no evaluation logged was better.
+  - every evaluation due (TEST.EVAL_PERIOD, and the last) is in metrics.json, model_best.pth
+    is the model best_metric.json names, and no evaluation logged was better.
 
     .venv/bin/python bench/kill_resume.py [--kills 10] [--seed 0] [--first-window 40]
         [--config-file CFG] [--output-dir DIR] [--report FILE] [KEY VALUE ...]
@@ -188,7 +189,8 @@ def phase(log_path: str) -> str:
     return "training"
 
 
-def final_checks(folder: str, max_iter: int, period: int, metric: str, mode: str) -> list[tuple[str, bool, str]]:
+def final_checks(folder: str, max_iter: int, period: int, eval_period: int, metric: str,
+                 mode: str) -> list[tuple[str, bool, str]]:
     from segdet.checkpoint import last_checkpoint, load_checkpoint_file
     from segdet.errors import CheckpointError
 
@@ -222,6 +224,11 @@ def final_checks(folder: str, max_iter: int, period: int, metric: str, mode: str
                    f"{len(saved)} checkpointed iterations; missing: {missing}"))
     left = temp_files(folder)
     checks.append(("no temporary files", not left, ", ".join(left) or "none"))
+    evaluated = {r["iteration"] for r in records if metric and metric in r}
+    due = {it for it in range(max_iter) if it + 1 == max_iter or (eval_period > 0 and (it + 1) % eval_period == 0)}
+    if metric:
+        missing = sorted(due - evaluated)
+        checks.append(("every evaluation recorded", not missing, f"{len(due)} evaluations due; missing: {missing}"))
     best_file = os.path.join(folder, "best_metric.json")
     if metric and os.path.isfile(best_file):
         best = json.load(open(best_file))
@@ -283,7 +290,7 @@ def main() -> int:
                all(r["resumed_after"] == r["expected"] for r in kills[1:]),
                ", ".join(f"{r['resumed_after']}/{r['expected']}" for r in kills[1:]))]
     if last["exit"] == 0:
-        checks += final_checks(folder, cfg.SOLVER.MAX_ITER, cfg.SOLVER.CHECKPOINT_PERIOD,
+        checks += final_checks(folder, cfg.SOLVER.MAX_ITER, cfg.SOLVER.CHECKPOINT_PERIOD, cfg.TEST.EVAL_PERIOD,
                                cfg.SOLVER.BEST_CHECKPOINT_METRIC, cfg.SOLVER.BEST_CHECKPOINT_MODE)
     rows = [[r["start"] + 1, r.get("killed_after_s", "-"), r.get("why", "-"), r.get("phase", "ran to the end"),
              "-" if r["resumed_after"] is None else r["resumed_after"] + 1,

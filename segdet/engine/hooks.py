@@ -91,7 +91,13 @@ class PeriodicCheckpointer(HookBase):
 
 class EvalHook(HookBase):
     """Runs `eval_function() -> results dict` every `period` iterations and after the last one;
-    the flattened scalars go into the event storage (e.g. `sem_seg/mean_iou`)."""
+    the flattened scalars go into the event storage (e.g. `sem_seg/mean_iou`).
+
+    Register it before the PeriodicCheckpointer: an iteration's checkpoint is then written
+    after its evaluation, so a run killed while evaluating resumes before that iteration and
+    evaluates it again, instead of never (the last evaluation included: it runs in the last
+    iteration, before model_final.pth). A stopped run is not evaluated; it keeps its checkpoint.
+    """
 
     def __init__(self, period: int, eval_function: Callable[[], dict]) -> None:
         self.period = period
@@ -108,12 +114,7 @@ class EvalHook(HookBase):
 
     def after_step(self) -> None:
         next_iter = self.trainer.iter + 1
-        if self.period > 0 and next_iter % self.period == 0 and next_iter != self.trainer.max_iter:
-            self._evaluate()
-
-    def after_train(self) -> None:
-        # Only a completed run is evaluated at the end; a stopped one keeps its checkpoint.
-        if self.trainer.last_completed_iter + 1 >= self.trainer.max_iter:
+        if next_iter >= self.trainer.max_iter or (self.period > 0 and next_iter % self.period == 0):
             self._evaluate()
 
 

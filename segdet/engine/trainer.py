@@ -174,12 +174,8 @@ class Trainer:
     def build_hooks(self) -> list:
         cfg = self.cfg
         writers = make_writers(cfg.OUTPUT_DIR, self.max_iter, self.start_iter) if comm.is_main_process() else []
-        ret: list = [
-            hooks.IterationTimer(),
-            hooks.LRScheduler(self.optimizer, self.scheduler),
-            hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, self.max_iter,
-                                       writers_first=[w for w in writers if isinstance(w, JSONWriter)]),
-        ]
+        ret: list = [hooks.IterationTimer(), hooks.LRScheduler(self.optimizer, self.scheduler)]
+        # Evaluation before the checkpoint of its iteration (see EvalHook).
         if cfg.DATASETS.TEST:
             self.eval_hook = hooks.EvalHook(
                 cfg.TEST.EVAL_PERIOD,
@@ -189,7 +185,9 @@ class Trainer:
             if cfg.SOLVER.BEST_CHECKPOINT_METRIC:
                 ret.append(hooks.BestCheckpointer(self.checkpointer, cfg.SOLVER.BEST_CHECKPOINT_METRIC,
                                                   cfg.SOLVER.BEST_CHECKPOINT_MODE))
-        ret += [hooks.GracefulStop(), hooks.StopCheckpointer(self.checkpointer),
+        ret += [hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, self.max_iter,
+                                           writers_first=[w for w in writers if isinstance(w, JSONWriter)]),
+                hooks.GracefulStop(), hooks.StopCheckpointer(self.checkpointer),
                 hooks.SkippedSamples(self.train_left_out)]
         if writers:
             ret.append(hooks.PeriodicWriter(writers, period=20))

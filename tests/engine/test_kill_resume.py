@@ -25,4 +25,5 @@ def test_three_kills_and_resumes_end_as_one_run(tiny_fruit_root, tmp_path):
     assert checks == {name: True for name in [
         "the last start ended normally", "every resume continued from the newest loadable checkpoint",
         "ended at MAX_ITER", "every model file loads", "metrics.json parses", "each iteration recorded once",
-        "a record of every checkpointed iteration", "no temporary files", "best model kept"]}
+        "a record of every checkpointed iteration", "no temporary files", "every evaluation recorded",
+        "best model kept"]}

@@ -10,6 +10,7 @@ from tests.engine.cli import error_lines, run_tools, write_bad_input
 KINDS = ["cut_in_half", "label_value_7", "label_16bit_300"]
 WORKERS = [1, 2]
 SEED, BATCH = 3, 2
+TIMEOUT = 150  # seconds; a run takes about 10
 
 
 def _second_batch_image() -> int:
@@ -29,7 +30,7 @@ def runs(tmp_path_factory):
             cases[kind, workers] = root
             commands.append(["--config-file", config, "DATALOADER.CHECK_DATASET", "False",
                              "DATALOADER.NUM_WORKERS", str(workers), "SOLVER.MAX_ITER", "1000"])
-    results = run_tools(commands, timeout=150)
+    results = run_tools(commands, timeout=TIMEOUT)
     return {case: (root, bad, result) for (case, root), result in zip(cases.items(), results)}
 
 
@@ -37,7 +38,7 @@ def runs(tmp_path_factory):
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_bad_file_in_a_worker_ends_training_with_one_line(runs, kind, workers):
     root, bad, run = runs[kind, workers]
-    assert not run.timed_out, f"still running after 150 s:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}"
+    assert not run.timed_out, f"still running after {TIMEOUT} s:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}"
     assert run.returncode == 2, run.stderr[-3000:]
     bad_file = root / ("images" if kind == "cut_in_half" else "labels") / f"im{bad}.png"
     problem = {"cut_in_half": f"image {bad_file} is corrupt (cut short",

@@ -94,6 +94,22 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def add_data_root(parser: argparse.ArgumentParser) -> None:
+    """--data-root: the folder holding the real datasets (default $SEGDET_DATASETS, else
+    ../shared/datasets next to the repository)."""
+    parser.add_argument("--data-root", default=os.environ.get("SEGDET_DATASETS", os.path.join(
+        os.path.dirname(REPO_ROOT), "shared", "datasets")),
+        help="folder holding camvid/ (default $SEGDET_DATASETS, else ../shared/datasets)")
+
+
+def camvid_root(data_root: str) -> str:
+    """`<data_root>/camvid`, or exit saying where it was looked for."""
+    root = os.path.join(data_root, "camvid")
+    if not os.path.isdir(root):
+        raise SystemExit(f"CamVid not found at {root}; give --data-root (the folder holding camvid/)")
+    return root
+
+
 def setup_threads(threads: Optional[int]) -> int:
     """Apply --threads (same for every candidate) and return the count in use."""
     import torch

@@ -28,9 +28,7 @@ CONFIG = os.path.join(common.REPO_ROOT, "configs", "camvid", "semantic_R_18.yaml
 
 def parse_args():
     p = common.base_parser(__doc__.splitlines()[1])
-    p.add_argument("--data-root", default=os.environ.get("SEGDET_DATASETS", os.path.join(
-        os.path.dirname(common.REPO_ROOT), "shared", "datasets")),
-        help="folder holding camvid/ (default $SEGDET_DATASETS, else ../shared/datasets)")
+    common.add_data_root(p)
     p.add_argument("--images", type=int, default=None,
                    help="training images used (default all; --quick 20)")
     p.add_argument("--batches", type=int, default=None,
@@ -90,9 +88,7 @@ def main() -> None:
     quick = args.quick
     rounds = args.rounds or (2 if quick else 5)
     batches = args.batches or (3 if quick else 24)
-    root = os.path.join(args.data_root, "camvid")
-    if not os.path.isdir(root):
-        raise SystemExit(f"CamVid not found at {root}; give --data-root (the folder holding camvid/)")
+    root = common.camvid_root(args.data_root)
     info = common.machine_info()
     common.print_machine(info)
 

@@ -162,10 +162,10 @@ def run_model(kind: str, args, quick: bool, out_dir: str) -> dict:
     wall = time.perf_counter() - start
 
     # Iterations (counted from 1) after which the hooks save a checkpoint (fvcore's PeriodicCheckpointer)
-    # or evaluate (EvalHook; the evaluation after the last iteration runs in after_train, untimed).
+    # or evaluate (EvalHook: every period and after the last iteration, before its checkpoint).
     ckpt_period, eval_period = cfg.SOLVER.CHECKPOINT_PERIOD, cfg.TEST.EVAL_PERIOD
     ckpt_its = [i for i in range(1, n_trainer + 1) if i % ckpt_period == 0]
-    eval_its = [i for i in range(1, n_trainer) if eval_period > 0 and i % eval_period == 0]
+    eval_its = [i for i in range(1, n_trainer + 1) if i == n_trainer or (eval_period > 0 and i % eval_period == 0)]
 
     def periodic(b: int) -> bool:
         return any(b * block < i <= (b + 1) * block for i in ckpt_its + eval_its)

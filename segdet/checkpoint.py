@@ -11,6 +11,8 @@ import logging
 import os
 import pickle
 import random
+import re
+import warnings
 from typing import Any
 
 import numpy as np
@@ -36,7 +38,11 @@ def load_checkpoint_file(path: str) -> dict[str, Any]:
     if not os.path.isfile(path):
         raise CheckpointError(f"model file not found: {path}")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # A pickle of another protocol is refused or read all the same; its warning would
+            # only stand around the one-line error.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if "Weights only load failed" not in str(e):
             raise CheckpointError(f"model file {path} is corrupt or not a PyTorch file: {e}") from None
@@ -74,15 +80,52 @@ def to_segdet_state_dict(data: dict[str, Any], path: str = "<weights>") -> dict[
     )
 
 
-def last_checkpoint(folder: str) -> str | None:
-    """The model file `<folder>/last_checkpoint` names (what --resume continues from), or None."""
+def _tagged_name(folder: str) -> str:
     tag = os.path.join(folder, "last_checkpoint")
     if not os.path.isfile(tag):
-        return None
+        return ""
     with open(tag) as f:
-        name = f.read().strip()
+        return f.read().strip()
+
+
+def last_checkpoint(folder: str) -> str | None:
+    """The model file `<folder>/last_checkpoint` names (what --resume continues from), or None."""
+    name = _tagged_name(folder)
     path = os.path.join(folder, name)
     return path if name and os.path.isfile(path) else None
+
+
+_PERIODIC_NAME = re.compile(r"^model_(\d+)\.pth$")
+_FINAL_NAME = "model_final.pth"
+
+
+def resume_candidates(folder: str) -> list[str]:
+    """The model files --resume may continue from, newest first; the caller falls back along the
+    list when a file does not load.
+
+    The file `last_checkpoint` names comes first, except for a `model_<iteration>.pth` written
+    after it with a later iteration (a kill between saving a file and naming it); then the
+    other `model_<iteration>.pth` by iteration, and `model_final.pth`. `model_best.pth` is
+    never one: it is not where training stopped.
+    """
+    if not os.path.isdir(folder):
+        return []
+    periodic = sorted(((int(m.group(1)), name) for name in os.listdir(folder)
+                       if (m := _PERIODIC_NAME.match(name))), reverse=True)
+    names = [name for _, name in periodic]
+    if os.path.isfile(os.path.join(folder, _FINAL_NAME)):
+        names.append(_FINAL_NAME)
+    tagged = _tagged_name(folder)
+    if tagged not in names:
+        if tagged:
+            logger.warning("last_checkpoint in %s names %s, which is missing", folder, tagged)
+        return [os.path.join(folder, name) for name in names]
+    tagged_iter = dict((name, it) for it, name in periodic).get(tagged, -1)
+    tagged_time = os.stat(os.path.join(folder, tagged)).st_mtime_ns
+    newer = [name for it, name in periodic
+             if it > tagged_iter and os.stat(os.path.join(folder, name)).st_mtime_ns > tagged_time]
+    ordered = newer + [tagged] + [name for name in names if name != tagged and name not in newer]
+    return [os.path.join(folder, name) for name in ordered]
 
 
 def rng_state() -> dict[str, Any]:
@@ -119,6 +162,8 @@ class SegdetCheckpointer(Checkpointer):
         self.logger = logger  # segdet's logger, so loading reports reach the console and log.txt
         # Saved in every file, e.g. metadata and config.
         self.extra_data = dict(extra_data or {})
+        # The iteration of the last file saved for --resume (None: none yet).
+        self.last_saved_iteration: int | None = None
 
     def save(self, name: str, tag_last: bool = True, **kwargs: Any) -> None:
         """Write `<save_dir>/<name>.pth` atomically; `tag_last` makes it the file --resume uses."""
@@ -134,6 +179,19 @@ class SegdetCheckpointer(Checkpointer):
         self.logger.info("Saved checkpoint %s", path)
         if tag_last:
             self.tag_last_checkpoint(f"{name}.pth")
+            self.last_saved_iteration = kwargs.get("iteration")
+
+    def resume(self) -> dict[str, Any] | None:
+        """Load the newest checkpoint of save_dir that loads (`resume_candidates`); a newer file
+        that does not (cut short, damaged) is passed over with a warning. None: there is none."""
+        for path in resume_candidates(self.save_dir):
+            try:
+                data = self.load(path)
+            except CheckpointError as e:
+                self.logger.warning("Cannot resume from %s (%s); trying the previous checkpoint", path, e)
+                continue
+            return data
+        return None
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
         atomic_write_text(last_filename_basename, os.path.join(self.save_dir, "last_checkpoint"))

@@ -5,9 +5,10 @@ import pytest
 import torch
 import torchvision
 
-from segdet.checkpoint import SegdetCheckpointer, atomic_torch_save, load_checkpoint_file
+from segdet.checkpoint import SegdetCheckpointer, atomic_torch_save, load_checkpoint_file, resume_candidates
 from segdet.errors import CheckpointError
 from segdet.modeling import build_model
+from tests.logs import captured_warnings
 from tests.modeling.test_meta_arch import METADATA, tiny_cfg
 
 
@@ -87,3 +88,52 @@ def test_unknown_state_dict_is_refused(tmp_path):
     model = build_model(tiny_cfg(mask_on=False), METADATA)
     with pytest.raises(CheckpointError, match="unrecognized"):
         SegdetCheckpointer(model).load(str(path))
+
+
+def _saved_run(folder, iterations):
+    """A checkpointer that saved model_<it>.pth for each iteration, as training does."""
+    model = torch.nn.Linear(2, 2)
+    ckpt = SegdetCheckpointer(model, str(folder))
+    for it in iterations:
+        ckpt.save(f"model_{it:07d}", iteration=it)
+    return model, ckpt
+
+
+def _cut(path):
+    data = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(data[:len(data) // 2])
+
+
+def test_resume_falls_back_from_a_torn_newest_checkpoint_with_a_warning(tmp_path):
+    _, ckpt = _saved_run(tmp_path, [1, 3, 5])
+    _cut(tmp_path / "model_0000005.pth")
+    with captured_warnings("segdet.checkpoint") as warnings:
+        data = ckpt.resume()
+    assert data["iteration"] == 3
+    assert len(warnings) == 1 and "model_0000005.pth" in warnings[0] and "trying the previous" in warnings[0]
+
+
+def test_resume_prefers_a_file_saved_after_the_last_tag(tmp_path):
+    # A kill between writing model_0000005.pth and naming it in last_checkpoint.
+    _, ckpt = _saved_run(tmp_path, [1, 3])
+    tagged = (tmp_path / "last_checkpoint").read_text()
+    ckpt.save("model_0000005", tag_last=False, iteration=5)
+    assert tagged == "model_0000003.pth"
+    assert resume_candidates(str(tmp_path)) == [str(tmp_path / f"model_000000{i}.pth") for i in (5, 3, 1)]
+    assert ckpt.resume()["iteration"] == 5
+
+
+def test_resume_candidates_follow_the_tag_not_stale_files(tmp_path):
+    # model_0000009.pth of an older run in the same folder, older than the file the tag names.
+    _, ckpt = _saved_run(tmp_path, [9])
+    os.utime(tmp_path / "model_0000009.pth", ns=(1, 1))
+    ckpt.save("model_0000001", iteration=1)
+    ckpt.save("model_final", iteration=2)
+    assert resume_candidates(str(tmp_path)) == [str(tmp_path / n) for n in
+                                                ("model_final.pth", "model_0000009.pth", "model_0000001.pth")]
+    os.remove(tmp_path / "model_final.pth")  # the tag names a missing file: every other one, newest first
+    with captured_warnings("segdet.checkpoint") as warnings:
+        assert resume_candidates(str(tmp_path)) == [str(tmp_path / "model_0000009.pth"),
+                                                    str(tmp_path / "model_0000001.pth")]
+    assert "names model_final.pth, which is missing" in warnings[0]

@@ -105,7 +105,14 @@ def main(argv: list[str] | None = None) -> int:
                             tile_merge=args.tile_merge)
     for line in summary.lines():
         logger.info(line)
-    return 1 if summary.skipped else 0
+    if summary.skipped:
+        # One line naming the file and the problem. Status 1 when the other images were predicted
+        # (done, with skipped inputs), 2 when none could be (bad input).
+        problem = summary.skipped[0][1]
+        more = f" ({len(summary.skipped) - 1} more unreadable images are listed above)" if len(summary.skipped) > 1 else ""
+        print(f"error: {problem}{more}", file=sys.stderr)
+        return 1 if summary.num_predicted else 2
+    return 0
 
 
 if __name__ == "__main__":

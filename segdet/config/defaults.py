@@ -164,6 +164,10 @@ _C.DATALOADER.NUM_WORKERS = 2
 # segdet: skip a bad sample (unreadable file, bad label value) with a warning
 # and a count, instead of stopping.
 _C.DATALOADER.SKIP_BAD_SAMPLES = False
+# segdet: before training (and --eval-only), decode and validate every file of DATASETS.TRAIN
+# and DATASETS.TEST, and report all bad samples at once (segdet/data/check.py; cached per
+# file). With SKIP_BAD_SAMPLES the bad ones are left out; without it training does not start.
+_C.DATALOADER.CHECK_DATASET = True
 _C.DATALOADER.FILTER_EMPTY_ANNOTATIONS = False
 
 # ---------------------------------------------------------------------------

@@ -45,12 +45,32 @@ def weight_image(sem_seg: np.ndarray, class_weights: Sequence[float], ignore_val
     return out
 
 
+def count_class_pixels(dataset_dicts: Sequence[dict], metadata: Metadata) -> list[np.ndarray]:
+    """The pixels of each class in each label file (one int64 array of num_classes per dict).
+
+    Reads every label file; the pre-flight dataset check (`segdet.data.check`) returns the
+    same counts from its own pass over the files, so training reads them once.
+    """
+    codec = LabelCodec(metadata)
+    counts = []
+    progress = Progress(len(dataset_dicts), "Counting class pixels for class weights")
+    for d in dataset_dicts:
+        path = d.get("sem_seg_file_name")
+        if not path:
+            raise DataError(f"image {d.get('file_name', '?')} has no label file (sem_seg_file_name)")
+        counts.append(np.bincount(codec.read(path).ravel(), minlength=metadata.num_classes).astype(np.int64))
+        progress.step()
+    progress.done()
+    return counts
+
+
 def median_frequency_weights(
     dataset_dicts: Sequence[dict],
     metadata: Metadata,
     ignore_class_ids: Sequence[int],
     merge_into_background: Sequence[int] = (),
     background_class_id: int = 0,
+    class_pixels: Optional[Sequence[np.ndarray]] = None,
 ) -> list[float]:
     """Median-frequency balancing (Eigen & Fergus, 2015) over the label files of a dataset.
 
@@ -64,39 +84,36 @@ def median_frequency_weights(
         ignore_class_ids: classes that get weight 0.
         merge_into_background, background_class_id: classes relabeled as background
             before counting (as the mapper does); they get weight 0.
+        class_pixels: the pixels of each class per dict, when already counted
+            (`count_class_pixels`, or the dataset check); None = read the label files.
     Returns:
         One weight per class: 0 for ignore and merged classes, 1.0 (with a warning)
         for a class absent from every image.
     """
     n = metadata.num_classes
-    codec = LabelCodec(metadata)
+    if class_pixels is None:
+        class_pixels = count_class_pixels(dataset_dicts, metadata)
     ignore = np.zeros(n, dtype=bool)
     ignore[list(ignore_class_ids)] = True
     merged = [c for c in merge_into_background if c != background_class_id]
-    class_pixels = np.zeros(n, dtype=np.int64)
+    total_pixels = np.zeros(n, dtype=np.int64)
     present_total = np.zeros(n, dtype=np.int64)  # pixels of the images where the class is present
-    progress = Progress(len(dataset_dicts), "Counting class pixels for class weights")
-    for d in dataset_dicts:
-        path = d.get("sem_seg_file_name")
-        if not path:
-            raise DataError(f"image {d.get('file_name', '?')} has no label file (sem_seg_file_name)")
-        ids = codec.read(path)
+    for image_pixels in class_pixels:
+        counts = np.asarray(image_pixels, dtype=np.int64)[:n].copy()
         if merged:
-            ids = np.where(np.isin(ids, merged), np.uint8(background_class_id), ids)
-        counts = np.bincount(ids.ravel(), minlength=n)[:n].astype(np.int64)
+            counts[background_class_id] += counts[merged].sum()
+            counts[merged] = 0
         counts[ignore] = 0
         present = counts > 0
-        class_pixels += counts
+        total_pixels += counts
         present_total[present] += counts.sum()
-        progress.step()
-    progress.done()
 
     weights = np.ones(n, dtype=np.float64)
     counted = ~ignore
     counted[merged] = False
-    present = counted & (class_pixels > 0)
+    present = counted & (total_pixels > 0)
     if present.any():
-        freq = class_pixels[present] / present_total[present]
+        freq = total_pixels[present] / present_total[present]
         weights[present] = np.median(freq) / freq
     for c in np.flatnonzero(counted & ~present):
         logger.warning("class %d (%s) has no pixels in the training set; its weight is 1.0",
@@ -107,10 +124,14 @@ def median_frequency_weights(
 
 
 def resolve_class_weights(
-    cfg, dataset_dicts: Sequence[dict], metadata: Metadata, ignore_class_ids: Sequence[int]
+    cfg, dataset_dicts: Sequence[dict], metadata: Metadata, ignore_class_ids: Sequence[int],
+    class_pixels: Optional[Sequence[np.ndarray]] = None,
 ) -> Optional[list[float]]:
     """The class weights INPUT.CLASS_WEIGHTS asks for.
 
+    Args:
+        class_pixels: for "auto", the pixels of each class per dict if already counted
+            (on the main process); None = read the label files.
     Returns:
         None when the key is null (all classes weigh 1); the configured list with 0
         for ignore classes; or median-frequency weights for "auto" (computed on
@@ -129,6 +150,7 @@ def resolve_class_weights(
                 dataset_dicts, metadata, ignore_class_ids,
                 merge_into_background=cfg.INPUT.MERGE_INTO_BACKGROUND,
                 background_class_id=cfg.INPUT.BACKGROUND_CLASS_ID,
+                class_pixels=class_pixels,
             )
         weights = comm.broadcast(weights)
         rows = [(c, metadata.class_names[c], f"{w:.4f}") for c, w in enumerate(weights)]

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import yaml
 
-from segdet.utils.files import atomic_write_text
+from segdet.utils.files import atomic_write_text, remove_stale_temp_files
 from segdet.utils import comm
 from segdet.utils.logger import setup_logger
 
@@ -67,8 +67,12 @@ def default_setup(cfg, args: argparse.Namespace | None = None):
         os.makedirs(output_dir, exist_ok=True)
     comm.synchronize()
     logger = setup_logger(output_dir, rank=rank)
-    logger.info("Rank %d of %d; torch %s; %d threads", rank, comm.get_world_size(), torch.__version__,
-                torch.get_num_threads())
+    logger.info("Rank %d of %d (pid %d); torch %s; %d threads", rank, comm.get_world_size(), os.getpid(),
+                torch.__version__, torch.get_num_threads())
+    if comm.is_main_process():
+        # What a killed run was writing when it died (its files are intact: writes are atomic).
+        for path in remove_stale_temp_files(output_dir):
+            logger.info("Removed %s, left by a process that was killed while writing it", path)
     if args is not None:
         logger.info("Command line: %s", " ".join(sys.argv))
 

@@ -71,9 +71,34 @@ class _NewScalars:
         return new
 
 
+def read_metrics_lines(path: str) -> list[tuple[str, dict[str, Any]]]:
+    """The (line, record) pairs of a metrics.json. A line that is not a JSON object (the last one,
+    cut short by a kill during its write) is skipped with a warning."""
+    pairs = []
+    with open(path, errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if not isinstance(record, dict):
+                logger.warning("%s: line %d is not a JSON record (cut short?); skipped", path, number)
+                continue
+            pairs.append((line if line.endswith("\n") else line + "\n", record))
+    return pairs
+
+
+def read_metrics(path: str) -> list[dict[str, Any]]:
+    """The records of a metrics.json (see `read_metrics_lines`)."""
+    return [record for _, record in read_metrics_lines(path)]
+
+
 class JSONWriter:
     """Appends one JSON object per line to metrics.json: `iteration` plus the scalars set since
-    the last write. Each line is flushed, so a crash loses nothing already written."""
+    the last write. Each write is flushed to disk, so a crash loses nothing already written;
+    a kill during a write can cut its last line short, and the next run (--resume) drops it."""
 
     def __init__(self, path: str, window: int = 20, start_iter: int = 0):
         self.path = path
@@ -84,9 +109,7 @@ class JSONWriter:
     def _drop_lines_from(self, start_iter: int) -> None:
         # A resumed run repeats the iterations after its checkpoint, and a fresh run (start 0)
         # into the same folder replaces the old one: keep one record of each iteration.
-        with open(self.path) as f:
-            lines = [line for line in f if line.strip()]
-        kept = [line for line in lines if json.loads(line).get("iteration", -1) < start_iter]
+        kept = [line for line, record in read_metrics_lines(self.path) if record.get("iteration", -1) < start_iter]
         atomic_write_text("".join(kept), self.path)
 
     def write(self, storage: EventStorage) -> None:
@@ -95,9 +118,11 @@ class JSONWriter:
             by_iter.setdefault(it, {})[name] = value
         if not by_iter:
             return
+        text = "".join(json.dumps({"iteration": it, **by_iter[it]}, sort_keys=True) + "\n" for it in sorted(by_iter))
         with open(self.path, "a") as f:
-            for it in sorted(by_iter):
-                f.write(json.dumps({"iteration": it, **by_iter[it]}, sort_keys=True) + "\n")
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
 
     def close(self) -> None:
         pass

@@ -1,5 +1,5 @@
-"""Hooks of the training loop: timing, LR schedule, checkpoints, evaluation, best model,
-writers, and a clean stop on Ctrl-C / SIGTERM."""
+"""Hooks of the training loop: timing, LR schedule, checkpoints (periodic, best, and on an
+early end), evaluation, skipped samples, writers, and a clean stop on Ctrl-C / SIGTERM."""
 from __future__ import annotations
 
 import json
@@ -9,15 +9,17 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from fvcore.common.checkpoint import PeriodicCheckpointer as _FvPeriodicCheckpointer
 
-from segdet.checkpoint import SegdetCheckpointer, rng_state
-from segdet.utils.files import atomic_write_text
+from segdet.checkpoint import SegdetCheckpointer, load_checkpoint_file, rng_state
+from segdet.data.build import gather_skipped
 from segdet.engine.events import flatten_results
-from segdet.engine.train_loop import HookBase, TrainingStopped
+from segdet.engine.train_loop import HookBase
+from segdet.errors import CheckpointError
 from segdet.utils import comm
+from segdet.utils.files import write_json
 
 logger = logging.getLogger("segdet.engine")
 
@@ -63,19 +65,39 @@ def _checkpoint_extras() -> dict[str, Any]:
 
 class PeriodicCheckpointer(HookBase):
     """Saves `model_<iter>.pth` every `period` iterations and `model_final.pth` at the end
-    (rank 0 only), each with the iteration and random states for an exact resume."""
+    (rank 0 only), each with the iteration and random states for an exact resume.
 
-    def __init__(self, checkpointer: SegdetCheckpointer, period: int, max_iter: int) -> None:
+    `writers_first` (e.g. the metrics.json writer) write just before each save: a run resumed
+    from a checkpoint never repeats the iterations before it, so their records must already be
+    on disk when a kill comes after the save.
+    """
+
+    def __init__(self, checkpointer: SegdetCheckpointer, period: int, max_iter: int,
+                 writers_first: Sequence[Any] = ()) -> None:
         self._periodic = _FvPeriodicCheckpointer(checkpointer, period, max_iter=max_iter)
+        self.period = period
+        self.max_iter = max_iter
+        self.writers_first = list(writers_first)
 
     def after_step(self) -> None:
-        if comm.is_main_process():
-            self._periodic.step(self.trainer.iter, **_checkpoint_extras())
+        if not comm.is_main_process():
+            return
+        next_iter = self.trainer.iter + 1
+        if next_iter % self.period == 0 or next_iter >= self.max_iter:
+            for writer in self.writers_first:
+                writer.write(self.trainer.storage)
+        self._periodic.step(self.trainer.iter, **_checkpoint_extras())
 
 
 class EvalHook(HookBase):
     """Runs `eval_function() -> results dict` every `period` iterations and after the last one;
-    the flattened scalars go into the event storage (e.g. `sem_seg/mean_iou`)."""
+    the flattened scalars go into the event storage (e.g. `sem_seg/mean_iou`).
+
+    Register it before the PeriodicCheckpointer: an iteration's checkpoint is then written
+    after its evaluation, so a run killed while evaluating resumes before that iteration and
+    evaluates it again, instead of never (the last evaluation included: it runs in the last
+    iteration, before model_final.pth). A stopped run is not evaluated; it keeps its checkpoint.
+    """
 
     def __init__(self, period: int, eval_function: Callable[[], dict]) -> None:
         self.period = period
@@ -92,17 +114,21 @@ class EvalHook(HookBase):
 
     def after_step(self) -> None:
         next_iter = self.trainer.iter + 1
-        if self.period > 0 and next_iter % self.period == 0 and next_iter != self.trainer.max_iter:
-            self._evaluate()
-
-    def after_train(self) -> None:
-        # Only a completed run is evaluated at the end; a stopped one keeps its checkpoint.
-        if self.trainer.last_completed_iter + 1 >= self.trainer.max_iter:
+        if next_iter >= self.trainer.max_iter or (self.period > 0 and next_iter % self.period == 0):
             self._evaluate()
 
 
 class BestCheckpointer(HookBase):
-    """Saves `model_best.pth` when the validation metric improves, and `best_metric.json`."""
+    """Saves `model_best.pth` when the validation metric improves, and `best_metric.json`.
+
+    A resumed run starts from the best value saved so far, so a worse evaluation after a
+    resume never replaces a better model. The value is in `best_metric.json` and also in
+    `model_best.pth` itself, which is read when the JSON file is missing or older (a kill
+    between writing the two).
+    """
+
+    MODEL_NAME = "model_best"
+    RECORD_FILE = "best_metric.json"
 
     def __init__(self, checkpointer: SegdetCheckpointer, metric: str, mode: str = "max") -> None:
         self.checkpointer = checkpointer
@@ -110,6 +136,38 @@ class BestCheckpointer(HookBase):
         self.mode = mode
         self.best_value: float | None = None
         self._last_seen_iter = -1
+
+    def before_train(self) -> None:
+        # A fresh run into the same folder starts anew; a resumed one keeps the best so far.
+        self.best_value = self._saved_best() if self.trainer.start_iter > 0 and comm.is_main_process() else None
+        if self.best_value is not None:
+            logger.info("Best %s so far: %.4f (model_best.pth)", self.metric, self.best_value)
+
+    def _saved_best(self) -> float | None:
+        folder = self.checkpointer.save_dir
+        model = os.path.join(folder, f"{self.MODEL_NAME}.pth")
+        record_file = os.path.join(folder, self.RECORD_FILE)
+        if not os.path.isfile(model):
+            return None
+        record = None
+        if os.path.isfile(record_file) and os.stat(record_file).st_mtime_ns >= os.stat(model).st_mtime_ns:
+            try:
+                with open(record_file) as f:
+                    record = json.load(f)
+            except (OSError, ValueError) as e:
+                logger.warning("%s is unreadable (%s); reading the best value from model_best.pth", record_file, e)
+        if not isinstance(record, dict):
+            try:
+                record = load_checkpoint_file(model).get("best_metric")
+            except CheckpointError as e:
+                logger.warning("%s; the best model starts anew", e)
+                return None
+        if not isinstance(record, dict) or record.get("metric") != self.metric or \
+                record.get("mode", self.mode) != self.mode or not isinstance(record.get("value"), (int, float)):
+            logger.warning("model_best.pth was chosen by %s; this run chooses by %s (%s): the best model starts anew",
+                           (record or {}).get("metric"), self.metric, self.mode)
+            return None
+        return float(record["value"])
 
     def _check(self) -> None:
         storage = self.trainer.storage
@@ -123,16 +181,63 @@ class BestCheckpointer(HookBase):
         if better and comm.is_main_process():
             self.best_value = value
             logger.info("New best %s = %.4f at iteration %d: saving model_best.pth", self.metric, value, it + 1)
+            record = {"metric": self.metric, "mode": self.mode, "value": value, "iteration": it}
             # model_best must not become the file `--resume` continues from.
-            self.checkpointer.save("model_best", tag_last=False, iteration=it, **_checkpoint_extras())
-            atomic_write_text(json.dumps({"metric": self.metric, "value": value, "iteration": it}, indent=2),
-                              os.path.join(self.checkpointer.save_dir, "best_metric.json"))
+            self.checkpointer.save(self.MODEL_NAME, tag_last=False, iteration=it, best_metric=record,
+                                   **_checkpoint_extras())
+            write_json(record, os.path.join(self.checkpointer.save_dir, self.RECORD_FILE))
 
     def after_step(self) -> None:
         self._check()
 
     def after_train(self) -> None:
         self._check()
+
+
+class StopCheckpointer(HookBase):
+    """When training ends before MAX_ITER (a stop, or an error), saves the last completed
+    iteration on rank 0 (unless it is saved already), so that --resume continues from there.
+
+    Not after a second Ctrl-C (asked to stop at once), nor while the weights were being
+    updated (they are then no iteration's).
+    """
+
+    def __init__(self, checkpointer: SegdetCheckpointer) -> None:
+        self.checkpointer = checkpointer
+
+    def after_train(self) -> None:
+        trainer = self.trainer
+        completed = trainer.last_completed_iter
+        if completed + 1 >= trainer.max_iter or completed < trainer.start_iter or not comm.is_main_process():
+            return
+        if isinstance(trainer.failure, KeyboardInterrupt):
+            return
+        if not trainer.weights_consistent:
+            logger.warning("Training failed while updating the weights: they are not saved")
+            return
+        if self.checkpointer.last_saved_iteration != completed:
+            self.checkpointer.save(f"model_{completed:07d}", iteration=completed, **_checkpoint_extras())
+        logger.info("Resume with --resume to continue from iteration %d", completed + 2)
+
+
+class SkippedSamples(HookBase):
+    """At the end of training: the training samples left out, by the dataset check before
+    training and while loading (in every worker and on every rank), logged and stored as the
+    scalar `skipped_training_samples` (so metrics.json has it)."""
+
+    def __init__(self, left_out_by_check: Sequence[str] = ()) -> None:
+        self.left_out_by_check = list(left_out_by_check)
+
+    def after_train(self) -> None:
+        trainer = self.trainer
+        # Talking to the other ranks is safe only when they all ended here too.
+        found = gather_skipped(trainer.data_loader, local=not trainer.ended_together)
+        files = set(self.left_out_by_check) | set(found)
+        trainer.storage.put_scalar("skipped_training_samples", len(files), smoothing_hint=False)
+        if files and comm.is_main_process():
+            logger.warning("%d training samples were left out: %d by the dataset check, %d found bad while "
+                           "loading (drawn %d times): %s", len(files), len(self.left_out_by_check), len(found),
+                           sum(found.values()), ", ".join(sorted(files)[:10]) + (" ..." if len(files) > 10 else ""))
 
 
 class PeriodicWriter(HookBase):
@@ -155,17 +260,19 @@ class PeriodicWriter(HookBase):
 
 
 class GracefulStop(HookBase):
-    """On Ctrl-C or SIGTERM: finish the running iteration, save a checkpoint that `--resume`
-    continues from, and stop. A second Ctrl-C stops at once."""
+    """On Ctrl-C or SIGTERM: ask the trainer to stop after the running iteration (every rank
+    stops where they agree; `StopCheckpointer` saves). A second Ctrl-C stops at once; a repeated
+    SIGTERM changes nothing (a launcher passes it on to processes that may have had it)."""
 
-    def __init__(self, checkpointer: SegdetCheckpointer) -> None:
-        self.checkpointer = checkpointer
+    def __init__(self) -> None:
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum, frame) -> None:
         name = signal.Signals(signum).name
         if self.trainer.stop_requested:
-            raise KeyboardInterrupt(f"second {name}: stopping without saving")
+            if name == "SIGINT":
+                raise KeyboardInterrupt(f"second {name}: stopping without saving")
+            return
         self.trainer.stop_requested = name
         logger.warning("%s received: saving a checkpoint after this iteration, then stopping "
                        "(press Ctrl-C again to stop at once)", name)
@@ -176,14 +283,7 @@ class GracefulStop(HookBase):
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._previous[sig] = signal.signal(sig, self._handle)
 
-    def after_step(self) -> None:
-        if self.trainer.stop_requested:
-            raise TrainingStopped(f"{self.trainer.stop_requested} received")
-
     def after_train(self) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
-        completed = self.trainer.last_completed_iter
-        if self.trainer.stop_requested and completed >= self.trainer.start_iter and comm.is_main_process():
-            self.checkpointer.save(f"model_{completed:07d}", iteration=completed, **_checkpoint_extras())
-            logger.info("Resume with --resume to continue from iteration %d", completed + 2)
+        self._previous.clear()

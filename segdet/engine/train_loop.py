@@ -1,5 +1,12 @@
 """The training loop: hooks around `run_step`, and a SimpleTrainer whose step is one
-forward/backward/update on one batch."""
+forward/backward/update on one batch.
+
+Stopping: with several processes every rank must stop at the same iteration, or the others
+would wait forever for it in the next gradient all-reduce. So a SimpleTrainer stops only
+where all ranks agree: once per iteration, after loading its batch and before the forward
+pass, the ranks share whether any of them failed to load its batch or was asked to stop
+(Ctrl-C, SIGTERM); then all of them stop there, with the same last completed iteration.
+"""
 from __future__ import annotations
 
 import abc
@@ -7,7 +14,7 @@ import logging
 import math
 import time
 import weakref
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -35,7 +42,12 @@ class HookBase:
 
 
 class TrainingStopped(Exception):
-    """Raised by a hook to end training early and cleanly (e.g. on SIGTERM)."""
+    """Ends training early and cleanly (e.g. on SIGTERM). Raise it on every rank at the same
+    iteration (or set `trainer.stop_requested` and let the trainer stop where the ranks agree)."""
+
+
+# What a rank tells the others at the stop agreement, as an index into this tuple.
+_STATES = ("go", "SIGINT", "SIGTERM", "a stop request", "failed")
 
 
 class TrainerBase(abc.ABC):
@@ -49,6 +61,14 @@ class TrainerBase(abc.ABC):
         self.last_completed_iter = -1
         # Set (to the signal's name) when a clean stop was asked for.
         self.stop_requested: str | None = None
+        # The exception that ended training on this rank, for the hooks' after_train.
+        self.failure: BaseException | None = None
+        # True when every rank is known to have ended at the same iteration (finished, or
+        # stopped where they agreed): only then may after_train hooks talk to the other ranks.
+        self.ended_together = False
+        # False while the weights are being updated: they are then neither the last completed
+        # iteration's nor the next one's, and must not be saved.
+        self.weights_consistent = True
         self.storage = EventStorage()
 
     def register_hooks(self, hooks: list[HookBase | None]) -> None:
@@ -64,6 +84,7 @@ class TrainerBase(abc.ABC):
         self.max_iter = max_iter
         self.last_completed_iter = start_iter - 1
         self.storage = EventStorage(start_iter)
+        self.failure, self.ended_together = None, False
         try:
             self.before_train()
             for self.iter in range(start_iter, max_iter):
@@ -72,8 +93,13 @@ class TrainerBase(abc.ABC):
                 self.run_step()
                 self.last_completed_iter = self.iter
                 self.after_step()
+            self.ended_together = True
         except TrainingStopped as stop:
+            self.ended_together = True
             logger.info("Training stopped at iteration %d: %s", self.iter + 1, stop)
+        except BaseException as e:  # (KeyboardInterrupt too: a second Ctrl-C must not save)
+            self.failure = e
+            raise
         finally:
             self.after_train()
 
@@ -117,27 +143,33 @@ class SimpleTrainer(TrainerBase):
         self.data_loader_factory = data_loader_factory
         self.optimizer = optimizer
         self.gradient_clipper = gradient_clipper
+        self.data_loader: Iterable[list[dict]] | None = None
         self._data_iter: Iterator[list[dict]] | None = None
 
     def before_train(self) -> None:
-        self._data_iter = iter(self.data_loader_factory(self.start_iter))
+        self.data_loader = self.data_loader_factory(self.start_iter)
+        self._data_iter = iter(self.data_loader)
         super().before_train()
 
     def after_train(self) -> None:
-        # Shut the loader's worker processes down now, not at interpreter exit (they ignore
-        # SIGTERM, so exit-time termination would wait on them forever).
+        # Shut the loader's worker processes down now, whatever ended training: left to the
+        # garbage collector, an exception's traceback would keep them alive until exit, and
+        # the process would wait for them there.
+        close = getattr(self._data_iter, "close", None)
+        if close is not None:
+            close()
         self._data_iter = None
         super().after_train()
 
     def run_step(self) -> None:
         start = time.perf_counter()
+        failure: Exception | None = None
+        batch: list[dict] = []  # (assigned, or _agree_on_stop raises)
         try:
             batch = next(self._data_iter)
-        except Exception:
-            # Ctrl-C also reaches the loader's worker processes; then their failure is the stop.
-            if self.stop_requested:
-                raise TrainingStopped(f"{self.stop_requested} received while loading data") from None
-            raise
+        except Exception as e:
+            failure = e
+        self._agree_on_stop(failure)
         data_time = time.perf_counter() - start
 
         loss_dict = self.model(batch)
@@ -148,11 +180,44 @@ class SimpleTrainer(TrainerBase):
         losses.backward()
         if self.gradient_clipper is not None:
             self.gradient_clipper([p for g in self.optimizer.param_groups for p in g["params"]])
+        self.weights_consistent = False
         self.optimizer.step()
+        self.weights_consistent = True
 
         self.storage.put_scalar("data_time", data_time)
         self.storage.put_scalar("total_loss", losses.item())
         self.storage.put_scalars(**{k: v.item() for k, v in loss_dict.items()})
+
+    def _agree_on_stop(self, failure: Exception | None) -> None:
+        """Called by every rank once per iteration, before the forward pass. Raises `failure` on
+        the rank it happened on, and TrainingStopped on the others (and on every rank when one
+        was asked to stop); returns when all of them go on."""
+        if failure is not None:
+            mine = "failed"
+        elif self.stop_requested:
+            mine = self.stop_requested if self.stop_requested in _STATES else "a stop request"
+        else:
+            mine = "go"
+        world_size = comm.get_world_size()
+        states = [mine]
+        if world_size > 1:
+            shared = torch.zeros(world_size, dtype=torch.int64, device=self._device())
+            shared[comm.get_rank()] = _STATES.index(mine)
+            dist.all_reduce(shared)
+            states = [_STATES[i] for i in shared.tolist()]
+        if failure is not None:
+            self.ended_together = True
+            raise failure
+        if "failed" in states:
+            raise TrainingStopped(f"process {states.index('failed')} failed to load its batch; "
+                                  "every process stops here")
+        stops = [(rank, state) for rank, state in enumerate(states) if state != "go"]
+        if stops:
+            rank, state = stops[0]
+            raise TrainingStopped(f"{state} received" + (f" by process {rank}" if world_size > 1 else ""))
+
+    def _device(self) -> torch.device:
+        return next(self.model.parameters()).device
 
     def _check_finite(self, losses: torch.Tensor, loss_dict: dict[str, torch.Tensor]) -> None:
         total = losses.detach().clone()
@@ -160,6 +225,7 @@ class SimpleTrainer(TrainerBase):
             # Every rank must stop together, or the others would wait forever in backward.
             dist.all_reduce(total)
         if not math.isfinite(total.item()):
+            self.ended_together = True  # every rank saw the same sum
             values = ", ".join(f"{k}={v.item():.4g}" for k, v in loss_dict.items())
             raise NonFiniteLossError(
                 f"loss became {losses.item()} at iteration {self.iter + 1} ({values}). Training stopped "

@@ -5,23 +5,26 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
+from typing import Mapping, Optional, Sequence
 
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from segdet.checkpoint import SegdetCheckpointer, set_rng_state
+from segdet.checkpoint import SegdetCheckpointer, resume_candidates, set_rng_state
 from segdet.data.build import build_test_loader, build_train_loader
-from segdet.data.catalog import get_dataset_dicts
+from segdet.data.catalog import DatasetCatalog
+from segdet.data.check import CheckReport, preflight_check
 from segdet.data.class_weights import resolve_class_weights
 from segdet.data.mapper import DatasetMapper
 from segdet.structures.metadata import Metadata
 from segdet.config.experiment import instances_enabled
 from segdet.data.resolve import resolve_metadata
 from segdet.engine import hooks
-from segdet.engine.events import make_writers
+from segdet.engine.events import JSONWriter, make_writers
 from segdet.engine.solver import build_gradient_clipper, build_lr_scheduler, build_optimizer
 from segdet.engine.train_loop import SimpleTrainer
+from segdet.errors import CheckpointError, DataError
 from segdet.evaluation.results import evaluate_dataset
 from segdet.modeling import build_model
 from segdet.utils import comm
@@ -34,27 +37,52 @@ def checkpoint_extra_data(cfg, metadata: Metadata) -> dict:
     return {"metadata": metadata.to_dict(), "config": cfg.dump()}
 
 
-def test_datasets(cfg) -> "OrderedDict[str, list[dict]]":
-    """The dataset dicts of each of DATASETS.TEST, loaded once (a trainer keeps them for its evaluations)."""
-    return OrderedDict((name, get_dataset_dicts([name])) for name in cfg.DATASETS.TEST)
+def dataset_dicts_by_name(names: Sequence[str]) -> "OrderedDict[str, list[dict]]":
+    """Each named dataset's dicts (an unknown or empty dataset is a DataError)."""
+    return OrderedDict((name, DatasetCatalog.get(name)) for name in names)
 
 
-def evaluate(cfg, model: nn.Module, datasets: "OrderedDict[str, list[dict]] | None" = None
-             ) -> "OrderedDict[str, dict]":
+def checked_datasets(cfg, names: Sequence[str]) -> tuple["OrderedDict[str, list[dict]]", dict[str, list[str]],
+                                                         Optional[CheckReport]]:
+    """The named datasets after the pre-flight check (DATALOADER.CHECK_DATASET): their good dicts,
+    and the image files left out of each (DATALOADER.SKIP_BAD_SAMPLES; without it a bad sample
+    is a DataError). Returns (name -> dicts, name -> left-out files, the check or None)."""
+    dicts = dataset_dicts_by_name(names)
+    left_out: dict[str, list[str]] = {name: [] for name in dicts}
+    if not cfg.DATALOADER.CHECK_DATASET:
+        return dicts, left_out, None
+    report = preflight_check(cfg, dicts)
+    for name in dicts:
+        check = report.by_name(name)
+        left_out[name] = check.bad_files(dicts[name])
+        dicts[name] = check.good_samples(dicts[name])
+    return dicts, left_out, report
+
+
+def evaluate(cfg, model: nn.Module, datasets: Optional[Mapping[str, list[dict]]] = None,
+             left_out: Optional[Mapping[str, Sequence[str]]] = None) -> "OrderedDict[str, dict]":
     """Evaluate the model on each of DATASETS.TEST; print tables, save JSON under OUTPUT_DIR/inference/.
 
     Args:
-        datasets: name -> dataset dicts (`test_datasets(cfg)`); None = load them now.
+        datasets: name -> the dicts to evaluate (a trainer's checked test sets, loaded once);
+            None = load and check the test sets now (DATALOADER.CHECK_DATASET).
+        left_out: name -> image files left out of `datasets` (found bad by the check), counted in
+            the results.
     Returns:
-        dataset name -> results dict (rank 0; other ranks get empty dicts).
+        dataset name -> results dict (rank 0; other ranks get empty dicts). A dataset whose
+        samples were skipped has `skipped_samples` (a count) and `skipped_files` in its results.
     """
+    if datasets is None:
+        datasets, left_out, _ = checked_datasets(cfg, cfg.DATASETS.TEST)
+    left_out = left_out or {}
     results: "OrderedDict[str, dict]" = OrderedDict()
-    for name, dicts in (datasets if datasets is not None else test_datasets(cfg)).items():
+    for name, dicts in datasets.items():
         dataset_metadata = resolve_metadata(cfg, [name])
         mapper = DatasetMapper.from_config(cfg, is_train=False, metadata=dataset_metadata)
         loader = build_test_loader(mapper, dicts, batch_size=1, num_workers=cfg.DATALOADER.NUM_WORKERS,
                                    skip_bad_samples=cfg.DATALOADER.SKIP_BAD_SAMPLES)
-        results[name] = evaluate_dataset(cfg, model, loader, dataset_metadata)
+        results[name] = evaluate_dataset(cfg, model, loader, dataset_metadata,
+                                         left_out=sorted(left_out.get(name, ())))
     return results
 
 
@@ -75,6 +103,8 @@ class Trainer:
     def __init__(self, cfg):
         self.cfg = cfg
         self.metadata = resolve_metadata(cfg, list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST))
+        # The data first: a bad file is reported before the model is built.
+        class_pixels = self._load_datasets()
         model = build_model(cfg, self.metadata)
         self.optimizer = build_optimizer(cfg, model)
         self.scheduler = build_lr_scheduler(cfg, self.optimizer)
@@ -84,9 +114,8 @@ class Trainer:
             # Images without instances leave the mask head unused in that step.
             self.model = DistributedDataParallel(model, device_ids=device_ids,
                                                  find_unused_parameters=instances_enabled(cfg))
-        self.train_dicts = get_dataset_dicts(cfg.DATASETS.TRAIN)
-        self.test_dicts = test_datasets(cfg)
-        class_weights = resolve_class_weights(cfg, self.train_dicts, self.metadata, self.metadata.ignore_class_ids)
+        class_weights = resolve_class_weights(cfg, self.train_dicts, self.metadata, self.metadata.ignore_class_ids,
+                                              class_pixels=class_pixels)
         self.mapper = DatasetMapper.from_config(cfg, is_train=True, metadata=self.metadata,
                                                 class_weights=class_weights)
         # Saved with the model, for MODEL.SEM_SEG_HEAD.CLASS_WEIGHT_CORRECTION at inference.
@@ -101,6 +130,25 @@ class Trainer:
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.eval_hook: hooks.EvalHook | None = None
 
+    def _load_datasets(self) -> Optional[list]:
+        """Set train_dicts, train_left_out and test_left_out after the pre-flight check of the
+        training and test sets (a bad test file found at the first evaluation would end a run
+        hours in). Returns the check's class pixel counts of the training labels, or None."""
+        cfg = self.cfg
+        if not cfg.DATASETS.TRAIN:
+            raise DataError("no dataset to train on: DATASETS.TRAIN is empty")
+        datasets, left_out, report = checked_datasets(cfg, list(dict.fromkeys(cfg.DATASETS.TRAIN + cfg.DATASETS.TEST)))
+        self.train_dicts = [d for name in cfg.DATASETS.TRAIN for d in datasets[name]]
+        self.train_left_out = [f for name in dict.fromkeys(cfg.DATASETS.TRAIN) for f in left_out[name]]
+        # The checked test sets are kept for every evaluation of the run.
+        self.test_dicts = OrderedDict((name, datasets[name]) for name in cfg.DATASETS.TEST)
+        self.test_left_out = {name: left_out[name] for name in cfg.DATASETS.TEST}
+        if report is None:
+            return None
+        # Class weights "auto" need not read the label files again.
+        class_pixels = [c for name in cfg.DATASETS.TRAIN for c in report.by_name(name).good_class_pixels()]
+        return None if any(c is None for c in class_pixels) else class_pixels
+
     def _data_loader(self, start_iter: int):
         return build_train_loader(self.cfg, self.mapper, self.train_dicts, start_iter=start_iter)
 
@@ -109,34 +157,44 @@ class Trainer:
         return self.model.module if isinstance(self.model, DistributedDataParallel) else self.model
 
     def resume_or_load(self, resume: bool = True) -> None:
-        """With `resume` and a checkpoint in OUTPUT_DIR: continue from it (weights, optimizer,
-        schedule, iteration, random state). Otherwise load MODEL.WEIGHTS (if any) and start at 0."""
-        data = self.checkpointer.resume_or_load(self.cfg.MODEL.WEIGHTS, resume=resume)
-        if resume and self.checkpointer.has_checkpoint():
+        """With `resume` and a checkpoint in OUTPUT_DIR: continue from the newest one that loads
+        (weights, optimizer, schedule, iteration, random state). Otherwise load MODEL.WEIGHTS
+        (if any) and start at 0."""
+        if resume and resume_candidates(self.cfg.OUTPUT_DIR):
+            data = self.checkpointer.resume()
+            if data is None:
+                raise CheckpointError(
+                    f"--resume: no checkpoint in {self.cfg.OUTPUT_DIR} loads (see the warnings above); move them "
+                    "away to start again, or give MODEL.WEIGHTS without --resume"
+                )
             self.start_iter = int(data.get("iteration", -1)) + 1
             if "rng_state" in data:
                 set_rng_state(data["rng_state"])
             logger.info("Resuming at iteration %d", self.start_iter + 1)
+            return
+        self.checkpointer.load(self.cfg.MODEL.WEIGHTS, checkpointables=[])
 
     def build_hooks(self) -> list:
         cfg = self.cfg
-        ret: list = [
-            hooks.IterationTimer(),
-            hooks.LRScheduler(self.optimizer, self.scheduler),
-            hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, self.max_iter),
-        ]
+        writers = make_writers(cfg.OUTPUT_DIR, self.max_iter, self.start_iter) if comm.is_main_process() else []
+        ret: list = [hooks.IterationTimer(), hooks.LRScheduler(self.optimizer, self.scheduler)]
+        # Evaluation before the checkpoint of its iteration (see EvalHook).
         if cfg.DATASETS.TEST:
             self.eval_hook = hooks.EvalHook(
                 cfg.TEST.EVAL_PERIOD,
-                lambda: flatten_for_single_dataset(evaluate(cfg, self.unwrapped_model, self.test_dicts)),
+                lambda: flatten_for_single_dataset(evaluate(cfg, self.unwrapped_model, self.test_dicts,
+                                                            self.test_left_out)),
             )
             ret.append(self.eval_hook)
             if cfg.SOLVER.BEST_CHECKPOINT_METRIC:
                 ret.append(hooks.BestCheckpointer(self.checkpointer, cfg.SOLVER.BEST_CHECKPOINT_METRIC,
                                                   cfg.SOLVER.BEST_CHECKPOINT_MODE))
-        ret.append(hooks.GracefulStop(self.checkpointer))
-        if comm.is_main_process():
-            ret.append(hooks.PeriodicWriter(make_writers(cfg.OUTPUT_DIR, self.max_iter, self.start_iter), period=20))
+        ret += [hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, self.max_iter,
+                                           writers_first=[w for w in writers if isinstance(w, JSONWriter)]),
+                hooks.GracefulStop(), hooks.StopCheckpointer(self.checkpointer),
+                hooks.SkippedSamples(self.train_left_out)]
+        if writers:
+            ret.append(hooks.PeriodicWriter(writers, period=20))
         return ret
 
     def train(self) -> dict:

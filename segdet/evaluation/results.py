@@ -9,6 +9,7 @@ import numpy as np
 from tabulate import tabulate
 
 from segdet.config.experiment import instances_enabled, panoptic_enabled
+from segdet.data.build import gather_skipped
 from segdet.structures.metadata import Metadata
 from segdet.evaluation.evaluator import DatasetEvaluator, DatasetEvaluators, inference_on_dataset
 from segdet.utils import comm
@@ -54,7 +55,8 @@ def build_evaluator(cfg, metadata: Metadata, output_dir: str) -> DatasetEvaluato
     return DatasetEvaluators(evaluators)
 
 
-def evaluate_dataset(cfg, model, data_loader, metadata: Metadata, output_dir: Optional[str] = None) -> dict:
+def evaluate_dataset(cfg, model, data_loader, metadata: Metadata, output_dir: Optional[str] = None,
+                     left_out: Sequence[str] = ()) -> dict:
     """Evaluate a model on one dataset: run it, print the tables, save the JSON.
 
     What `tools/train_net.py --eval-only` and the periodic evaluation during training call.
@@ -65,11 +67,17 @@ def evaluate_dataset(cfg, model, data_loader, metadata: Metadata, output_dir: Op
         data_loader: the dataset's test loader (lists of model input dicts).
         metadata: the dataset's metadata with the config's overrides (`resolve_metadata`).
         output_dir: the run's output folder; None = cfg.OUTPUT_DIR.
+        left_out: image files left out of the loader beforehand (a dataset check found them bad).
     Returns:
-        The results ({} on processes other than the main one).
+        The results ({} on processes other than the main one); with `skipped_samples` and
+        `skipped_files` when samples were left out or skipped while loading.
     """
     output_dir = output_dir or cfg.OUTPUT_DIR
     results = inference_on_dataset(model, data_loader, build_evaluator(cfg, metadata, output_dir))
+    skipped = sorted(set(left_out) | set(gather_skipped(data_loader)))
+    if results and skipped:
+        results.update(skipped_samples=len(skipped), skipped_files=skipped)
+        logger.warning("Evaluation on %s left out %d bad samples: %s", metadata.name, len(skipped), ", ".join(skipped))
     if results and comm.is_main_process():
         print_results(results, metadata.name, metadata.class_names, metadata.ignore_class_ids)
         save_results(results, output_dir, metadata.name)

@@ -33,6 +33,39 @@ def is_temp_file(name: str) -> bool:
     return name.startswith(".") and TEMP_MARK in name
 
 
+def _writer_pid(name: str) -> Optional[int]:
+    pid = name.partition(TEMP_MARK)[2].split("-", 1)[0]
+    return int(pid) if pid.isdigit() else None
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: str) -> list[str]:
+    """Remove the temporary files a killed process left below `folder` (see `temp_path`): those
+    whose writing process is no longer running. Returns the paths removed."""
+    removed = []
+    for root, _, names in os.walk(folder):
+        for name in names:
+            pid = _writer_pid(name) if is_temp_file(name) else None
+            if pid is None or pid == os.getpid() or _is_running(pid):
+                continue
+            path = os.path.join(root, name)
+            try:
+                os.remove(path)
+            except OSError:
+                continue
+            removed.append(path)
+    return removed
+
+
 def _fsync_file(path: str) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:

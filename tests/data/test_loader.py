@@ -1,4 +1,5 @@
 """Samplers and loaders: epoch coverage, sharding, exact resume, and skipping bad samples."""
+import multiprocessing
 from collections import Counter
 from itertools import islice
 
@@ -133,24 +134,62 @@ def _break_image(d):
         f.write(b"garbage")
 
 
-def test_training_skips_a_bad_sample_with_a_warning(tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_training_skips_a_bad_sample_with_a_warning_and_counts_it(tmp_path, workers):
     dicts = _dataset(tmp_path)
     _break_image(dicts[2])
     with captured_warnings("segdet.data.build") as warnings:
-        loader = build_train_loader(_cfg(skip=True), _mapper(), dicts)
-        batches = list(islice(iter(loader), 6))  # more than two epochs of 5 images
+        loader = build_train_loader(_cfg(skip=True, workers=workers), _mapper(), dicts)
+        it = iter(loader)
+        batches = list(islice(it, 6))  # more than two epochs of 5 images
+        it.close()
     assert all(len(b) == 2 for b in batches)
     files = {x["file_name"] for b in batches for x in b}
     assert dicts[2]["file_name"] not in files and len(files) == 4
-    assert loader.dataset.num_skipped >= 2  # once per epoch at least
-    assert len(warnings) == 1 and dicts[2]["file_name"] in warnings[0] and "corrupt" in warnings[0]
+    # Counted in the main process, whichever process loaded the sample: once per draw of the
+    # bad index among the 12 stream positions consumed.
+    draws = list(islice(iter(TrainingSampler(5, seed=7, rank=0, world_size=1)), 12)).count(2)
+    assert draws >= 2 and dict(loader.skipped) == {dicts[2]["file_name"]: draws}
+    if workers == 0:  # (a worker's log records stay in the worker)
+        assert len(warnings) == 1 and dicts[2]["file_name"] in warnings[0] and "corrupt" in warnings[0]
 
 
-def test_training_without_skipping_stops_on_a_bad_sample(tmp_path):
+@pytest.mark.parametrize("workers", [0, 1])
+def test_training_without_skipping_stops_on_a_bad_sample(tmp_path, workers):
     dicts = _dataset(tmp_path)
     _break_image(dicts[2])
-    with pytest.raises(DataError, match=dicts[2]["file_name"]):
-        list(islice(iter(build_train_loader(_cfg(skip=False), _mapper(), dicts)), 6))
+    expected = f"image is corrupt or not an image format OpenCV can read: {dicts[2]['file_name']}"
+    with pytest.raises(DataError) as info:
+        list(islice(iter(build_train_loader(_cfg(skip=False, workers=workers), _mapper(), dicts)), 6))
+    # The same exception and message as without workers: no worker traceback pasted into it.
+    assert str(info.value) == expected
+
+
+class _Exploding:
+    """A mapper with a bug (not bad data): ValueError on one file."""
+
+    def __init__(self, mapper, bad_file):
+        self.mapper, self.bad_file = mapper, bad_file
+
+    def __call__(self, d, rng=None):
+        if d["file_name"] == self.bad_file:
+            raise ValueError("a bug in the mapper")
+        return self.mapper(d, rng)
+
+
+def test_other_exception_in_a_worker_is_raised_as_itself_with_the_worker_traceback(tmp_path):
+    dicts = _dataset(tmp_path)
+    before = {p.pid for p in multiprocessing.active_children()}
+    loader = build_train_loader(_cfg(skip=True, workers=1), _Exploding(_mapper(), dicts[2]["file_name"]), dicts)
+    it = iter(loader)
+    with pytest.raises(ValueError, match="^a bug in the mapper$") as info:
+        list(islice(it, 6))
+    cause = str(info.value.__cause__)
+    assert "DataLoader worker process 0" in cause and "in __call__" in cause and "ValueError" in cause
+    workers = {p.pid for p in multiprocessing.active_children()} - before
+    assert len(workers) == 1
+    it.close()  # what the trainer does after a failure: the worker ends now, not at exit
+    assert not workers & {p.pid for p in multiprocessing.active_children()}
 
 
 def test_all_samples_bad_is_an_error_not_a_hang(tmp_path):
@@ -172,7 +211,7 @@ def test_test_loader_in_order_and_drops_bad_samples(tmp_path):
         loader = build_test_loader(_mapper(False), dicts, batch_size=1, skip_bad_samples=True)
         batches = list(loader)
     assert [b[0]["image_id"] for b in batches] == ["im0", "im2", "im3", "im4"]
-    assert loader.dataset.num_skipped == 1
+    assert dict(loader.skipped) == {dicts[1]["file_name"]: 1}
     assert len(warnings) == 1 and dicts[1]["file_name"] in warnings[0]
     with pytest.raises(DataError, match=dicts[1]["file_name"]):
         list(build_test_loader(_mapper(False), dicts))

@@ -1,16 +1,23 @@
 import glob
+import json
 import math
 import os
+import shutil
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from segdet.checkpoint import load_checkpoint_file
+from segdet.config import load_config
+from segdet.data.catalog import DatasetCatalog, MetadataCatalog
+from segdet.data.formats import register_from_config
 from segdet.engine.defaults import default_setup
 from segdet.engine.train_loop import HookBase
-from segdet.errors import NonFiniteLossError
+from segdet.errors import DataError, NonFiniteLossError
 from segdet.engine.trainer import Trainer
-from tests.engine.conftest import read_metrics
+from tests.engine.conftest import read_metrics, write_tiny_config
 
 
 def train(cfg, resume=False, extra_hooks=()):
@@ -36,6 +43,8 @@ def test_few_iterations_write_checkpoints_metrics_and_evaluate(tiny_cfg_factory,
     assert all("iteration" in r for r in records)
     losses = [r for r in records if "total_loss" in r]
     assert losses and all(math.isfinite(r["total_loss"]) for r in losses)
+    # Each checkpointed iteration (2 and 4) has its record, written before its checkpoint.
+    assert {1, 3} <= {r["iteration"] for r in losses}
     expected_losses = {"loss_sem_seg"} | ({"loss_mask", "loss_classifier", "loss_objectness"} if mask_on else set())
     assert expected_losses <= set(losses[-1])
     assert any("sem_seg/mean_iou" in r for r in records)
@@ -105,3 +114,55 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tiny_cfg_factory):
     assert not os.path.exists(os.path.join(out, "model_final.pth"))
     saved = load_checkpoint_file(os.path.join(out, "model_0000001.pth"))["model"]
     assert all(torch.isfinite(v).all() for v in saved.values() if v.is_floating_point())
+
+
+@pytest.fixture
+def damaged_copy(tiny_fruit_root, tmp_path):
+    """A copy of the tiny fruit dataset with a label value 7 in one training label file and a
+    validation image cut in half; returns (cfg factory, bad training label, bad validation image)."""
+    root = tmp_path / "damaged"
+    shutil.copytree(tiny_fruit_root, root)
+    train_label = sorted((root / "segmentation" / "train").iterdir())[1]
+    values = np.array(Image.open(train_label))
+    values[3, 3] = 7
+    Image.fromarray(values).save(train_label)
+    val_image = sorted((root / "images" / "val").iterdir())[0]
+    data = val_image.read_bytes()
+    val_image.write_bytes(data[:len(data) // 2])
+    registered = []
+
+    def make(opts):
+        path = write_tiny_config(tmp_path / "cfg.yaml", str(root), str(tmp_path / "out"), mask_on=False)
+        cfg = load_config(path, ["SOLVER.MAX_ITER", "2"] + list(opts))
+        registered.extend(register_from_config(cfg))
+        return cfg
+
+    yield make, str(train_label), str(val_image)
+    for name in registered:
+        DatasetCatalog.remove(name)
+        MetadataCatalog.remove(name)
+
+
+def test_bad_samples_stop_training_before_it_starts(damaged_copy):
+    make, train_label, val_image = damaged_copy
+    cfg = default_setup(make([]))
+    with pytest.raises(DataError) as info:
+        Trainer(cfg)
+    message = str(info.value)
+    assert message.startswith(f"dataset check: 2 of 6 samples are bad, the first: label file {train_label}: "
+                              "value(s) [7]")
+    report = json.load(open(os.path.join(cfg.OUTPUT_DIR, "dataset_check.json")))
+    assert [p["dataset"] for p in report["problems"]] == ["tiny_train", "tiny_val"]
+    assert val_image in report["problems"][1]["problem"]
+
+
+def test_skipped_samples_are_counted_in_metrics_and_results(damaged_copy):
+    make, train_label, val_image = damaged_copy
+    _, results = train(make(["DATALOADER.SKIP_BAD_SAMPLES", "True"]))
+    out = make([]).OUTPUT_DIR
+    assert [r["skipped_training_samples"] for r in read_metrics(out) if "skipped_training_samples" in r] == [1]
+    assert results["skipped_samples"] == 1 and results["skipped_files"] == [val_image]
+    saved = json.load(open(os.path.join(out, "inference", "tiny_val", "results.json")))
+    assert saved["skipped_samples"] == 1 and saved["skipped_files"] == [val_image]
+    # The other validation image was evaluated: its 64x64 pixels, less the ignore class, are counted.
+    assert 0 < sum(map(sum, saved["sem_seg"]["pixel_confusion_matrix"])) <= 64 * 64

@@ -180,6 +180,9 @@ def test_corrupt_file_in_the_middle_is_skipped_and_named(tmp_path, semantic):
     out = tmp_path / "out"
     result = run_tool("--weights", path, "--input", tmp_path / "in", "--output", out, "--no-overlay")
     assert result.returncode == 1, result.stderr
+    # Done with a skipped input: the others are predicted, and one line names the file and the problem.
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: image {tmp_path / 'in' / 'b.png'} is corrupt (cut short")
     text = result.stdout + result.stderr
     assert "Skipping" in text and "b.png" in text and "corrupt" in text
     assert "2 of 3 images predicted" in text and "1 skipped" in text

@@ -46,3 +46,25 @@ def test_files_by_stem_refuses_two_files_of_one_name(tmp_path):
     (tmp_path / "a.jpg").write_bytes(b"")
     with pytest.raises(DataError, match="same name 'a'"):
         files_by_stem(str(tmp_path), (".png", ".jpg"), "image")
+
+
+def test_stale_temporary_files_of_dead_processes_are_removed(tmp_path):
+    import subprocess
+    import sys
+
+    from segdet.utils.files import remove_stale_temp_files, temp_path
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    sub = tmp_path / "inference" / "val"
+    sub.mkdir(parents=True)
+    stale = [str(tmp_path / f".model_0000009.tmp-{dead.pid}-0a1b2c3d.pth"),
+             str(sub / f".results.tmp-{dead.pid}-00000000.json")]
+    alive = str(tmp_path / f".last_checkpoint.tmp-{os.getppid()}-12345678")  # a running writer
+    mine = temp_path(str(tmp_path / "metrics.json"))  # this process is writing it
+    for path in stale + [alive, mine]:
+        open(path, "w").close()
+    (tmp_path / ".hidden").write_text("not a temporary file")
+    assert sorted(remove_stale_temp_files(str(tmp_path))) == sorted(stale)
+    assert sorted(os.listdir(tmp_path)) == sorted([".hidden", "inference", os.path.basename(alive),
+                                                   os.path.basename(mine)])

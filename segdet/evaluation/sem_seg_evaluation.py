@@ -294,6 +294,8 @@ def evaluate_prediction_files(
                            pred_file, predicted_ignore)
         progress.step()
     progress.done()
+    if len(problems) == 1:  # one problem reads as one line
+        raise DataError(problems[0])
     if problems:
         raise DataError(f"{len(problems)} file problem(s):\n" + "\n".join(problems))
 

@@ -89,7 +89,7 @@ def test_train_net(kind, tmp_path, capfd, recwarn):
         "cut_in_half": [f"image {image} is corrupt (cut short: chunk IDAT"],
         "missing_label": [f"image {image} has no label file: nothing named 'im{BAD}.*' in {labels}"],
         "size_mismatch": [f"label file {label} is 56x64 (WxH) but its image {image} is 64x64"],
-        "empty_dataset": [f"no images (", f") in {images}"],
+        "empty_dataset": ["no images (", f") in {images}"],
         "unknown_dataset": ["unknown dataset 'no_such_dataset'"],
         "misspelled_key": ["unknown config key 'SOLVER.BASE_RL' (did you mean 'SOLVER.BASE_LR'?)"],
         "corrupt_model_file": [f"model file {tmp_path / (kind + '.pth')} is corrupt or not a PyTorch file"],

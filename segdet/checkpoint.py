@@ -88,6 +88,15 @@ def _tagged_name(folder: str) -> str:
         return f.read().strip()
 
 
+def inference_state_dict(data: dict[str, Any], path: str = "<weights>") -> dict[str, Any]:
+    """The weights a model file is used with for inference: the exponential moving average of the
+    weights when the run kept one (MODEL.EMA), else its `model` state_dict (`to_segdet_state_dict`)."""
+    ema = data.get("ema")
+    if isinstance(ema, dict) and isinstance(ema.get("weights"), dict):
+        return ema["weights"]
+    return to_segdet_state_dict(data, path)
+
+
 def last_checkpoint(folder: str) -> str | None:
     """The model file `<folder>/last_checkpoint` names (what --resume continues from), or None."""
     name = _tagged_name(folder)

@@ -22,6 +22,14 @@ _C.MODEL.MASK_ON = True
 # Images are RGB in [0, 255]; these are torchvision's ImageNet statistics.
 _C.MODEL.PIXEL_MEAN = [123.675, 116.28, 103.53]
 _C.MODEL.PIXEL_STD = [58.395, 57.12, 57.375]
+# segdet: weights and images in channels-last memory format (NHWC), in training and inference:
+# on a CPU, oneDNN's convolutions are several times faster on it (BENCHMARKS.md).
+_C.MODEL.CHANNELS_LAST = False
+# segdet: an exponential moving average of the weights, updated after every step with
+# ema = DECAY * ema + (1 - DECAY) * weights; evaluations and the saved model use it.
+_C.MODEL.EMA = CN()
+_C.MODEL.EMA.ENABLED = False
+_C.MODEL.EMA.DECAY = 0.999
 
 _C.MODEL.BACKBONE = CN()
 _C.MODEL.BACKBONE.NAME = "build_resnet_fpn_backbone"
@@ -201,6 +209,12 @@ _C.SOLVER.CLIP_GRADIENTS.ENABLED = False
 _C.SOLVER.CLIP_GRADIENTS.CLIP_TYPE = "norm"
 _C.SOLVER.CLIP_GRADIENTS.CLIP_VALUE = 1.0
 _C.SOLVER.CLIP_GRADIENTS.NORM_TYPE = 2.0
+# Mixed precision in training (detectron2's key): the forward pass under autocast; the losses in
+# float32; weights, optimizer state and checkpoints stay float32.
+_C.SOLVER.AMP = CN()
+_C.SOLVER.AMP.ENABLED = False
+# segdet: "auto" = bfloat16 on a CPU, float16 (with gradient scaling) on a GPU; or "bfloat16" / "float16".
+_C.SOLVER.AMP.DTYPE = "auto"
 # segdet: the validation metric that picks model_best.pth, e.g. "sem_seg/mean_iou";
 # "" = no best checkpoint. MODE is "max" or "min".
 _C.SOLVER.BEST_CHECKPOINT_METRIC = ""
@@ -222,6 +236,11 @@ _C.TEST.TILE_MERGE = "max"
 _C.TEST.PER_IMAGE_METRICS = False
 # segdet: also report boundary IoU, with this band width in pixels; 0 = off.
 _C.TEST.BOUNDARY_IOU_WIDTH = 0
+# segdet: mixed precision at inference: the network under autocast ("auto" = bfloat16 on a CPU,
+# float16 on a GPU); the scores, the choice of the class and the detections in float32.
+_C.TEST.AMP = CN()
+_C.TEST.AMP.ENABLED = False
+_C.TEST.AMP.DTYPE = "auto"
 
 # ---------------------------------------------------------------------------
 # Misc

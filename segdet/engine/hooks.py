@@ -24,6 +24,18 @@ from segdet.utils.files import write_json
 logger = logging.getLogger("segdet.engine")
 
 
+class EMAUpdate(HookBase):
+    """Updates the exponential moving average of the weights after every step (MODEL.EMA); placed
+    before the hooks that evaluate or save, so that they see this step's average."""
+
+    def __init__(self, ema, model) -> None:
+        self.ema = ema
+        self.model = model
+
+    def after_step(self) -> None:
+        self.ema.update(self.model)
+
+
 class IterationTimer(HookBase):
     """Seconds per iteration (hooks included) as the scalar `time`."""
 

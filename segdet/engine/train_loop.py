@@ -23,6 +23,7 @@ from torch import nn
 from segdet.engine.events import EventStorage
 from segdet.errors import NonFiniteLossError
 from segdet.utils import comm
+from segdet.utils.precision import autocast
 
 logger = logging.getLogger("segdet.engine")
 
@@ -130,12 +131,15 @@ class SimpleTrainer(TrainerBase):
 
     def __init__(self, model: nn.Module, data_loader_factory: Callable[[int], Iterator[list[dict]]],
                  optimizer: torch.optim.Optimizer,
-                 gradient_clipper: Callable[[list[torch.Tensor]], None] | None = None):
+                 gradient_clipper: Callable[[list[torch.Tensor]], None] | None = None,
+                 autocast_dtype: torch.dtype | None = None):
         """
         Args:
             model: returns a dict of losses in training mode.
             data_loader_factory: start_iter -> an iterator of batches starting at that iteration
                 (so a resumed run sees the batches a straight run would).
+            autocast_dtype: run the forward pass under autocast in this dtype (SOLVER.AMP); float16
+                also scales the loss against underflow (torch.amp.GradScaler).
         """
         super().__init__()
         model.train()
@@ -143,6 +147,9 @@ class SimpleTrainer(TrainerBase):
         self.data_loader_factory = data_loader_factory
         self.optimizer = optimizer
         self.gradient_clipper = gradient_clipper
+        self.autocast_dtype = autocast_dtype
+        device = next(model.parameters()).device
+        self.grad_scaler = torch.amp.GradScaler(device.type) if autocast_dtype == torch.float16 else None
         self.data_loader: Iterable[list[dict]] | None = None
         self._data_iter: Iterator[list[dict]] | None = None
 
@@ -172,16 +179,26 @@ class SimpleTrainer(TrainerBase):
         self._agree_on_stop(failure)
         data_time = time.perf_counter() - start
 
-        loss_dict = self.model(batch)
+        with autocast(self._device(), self.autocast_dtype):
+            loss_dict = self.model(batch)
+        # The losses in float32, whatever the forward pass ran in.
+        loss_dict = {k: v.float() for k, v in loss_dict.items()}
         losses = sum(loss_dict.values())
         self._check_finite(losses, loss_dict)
 
         self.optimizer.zero_grad(set_to_none=True)
-        losses.backward()
+        scaler = self.grad_scaler
+        (scaler.scale(losses) if scaler is not None else losses).backward()
+        if scaler is not None:
+            scaler.unscale_(self.optimizer)  # clipping sees the true gradients
         if self.gradient_clipper is not None:
             self.gradient_clipper([p for g in self.optimizer.param_groups for p in g["params"]])
         self.weights_consistent = False
-        self.optimizer.step()
+        if scaler is not None:
+            scaler.step(self.optimizer)
+            scaler.update()
+        else:
+            self.optimizer.step()
         self.weights_consistent = True
 
         self.storage.put_scalar("data_time", data_time)

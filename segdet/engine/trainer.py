@@ -2,6 +2,7 @@
 (detectron2's DefaultTrainer, with plain builders instead of overridable magic)."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections import OrderedDict
@@ -21,6 +22,7 @@ from segdet.structures.metadata import Metadata
 from segdet.config.experiment import instances_enabled
 from segdet.data.resolve import resolve_metadata
 from segdet.engine import hooks
+from segdet.engine.ema import ModelEMA
 from segdet.engine.events import JSONWriter, make_writers
 from segdet.engine.solver import build_gradient_clipper, build_lr_scheduler, build_optimizer
 from segdet.engine.train_loop import SimpleTrainer
@@ -28,6 +30,7 @@ from segdet.errors import CheckpointError, DataError
 from segdet.evaluation.results import evaluate_dataset
 from segdet.modeling import build_model
 from segdet.utils import comm
+from segdet.utils.precision import autocast_dtype
 
 logger = logging.getLogger("segdet.engine")
 
@@ -120,12 +123,15 @@ class Trainer:
                                                 class_weights=class_weights)
         # Saved with the model, for MODEL.SEM_SEG_HEAD.CLASS_WEIGHT_CORRECTION at inference.
         model.set_training_class_weights(self.mapper.class_weights)
+        # MODEL.EMA: the averaged weights, saved in every checkpoint (inference loads them).
+        self.ema = ModelEMA(model, cfg.MODEL.EMA.DECAY) if cfg.MODEL.EMA.ENABLED else None
         self.checkpointer = SegdetCheckpointer(
             model, cfg.OUTPUT_DIR, save_to_disk=comm.is_main_process(),
             extra_data=checkpoint_extra_data(cfg, self.metadata),
-            optimizer=self.optimizer, scheduler=self.scheduler,
+            optimizer=self.optimizer, scheduler=self.scheduler, **({"ema": self.ema} if self.ema else {}),
         )
-        self.loop = SimpleTrainer(self.model, self._data_loader, self.optimizer, build_gradient_clipper(cfg))
+        amp = autocast_dtype(cfg.SOLVER.AMP.ENABLED, cfg.SOLVER.AMP.DTYPE, next(model.parameters()).device)
+        self.loop = SimpleTrainer(self.model, self._data_loader, self.optimizer, build_gradient_clipper(cfg), amp)
         self.start_iter = 0
         self.max_iter = cfg.SOLVER.MAX_ITER
         self.eval_hook: hooks.EvalHook | None = None
@@ -178,13 +184,11 @@ class Trainer:
         cfg = self.cfg
         writers = make_writers(cfg.OUTPUT_DIR, self.max_iter, self.start_iter) if comm.is_main_process() else []
         ret: list = [hooks.IterationTimer(), hooks.LRScheduler(self.optimizer, self.scheduler)]
+        if self.ema is not None:
+            ret.append(hooks.EMAUpdate(self.ema, self.unwrapped_model))
         # Evaluation before the checkpoint of its iteration (see EvalHook).
         if cfg.DATASETS.TEST:
-            self.eval_hook = hooks.EvalHook(
-                cfg.TEST.EVAL_PERIOD,
-                lambda: flatten_for_single_dataset(evaluate(cfg, self.unwrapped_model, self.test_dicts,
-                                                            self.test_left_out)),
-            )
+            self.eval_hook = hooks.EvalHook(cfg.TEST.EVAL_PERIOD, self._evaluate)
             ret.append(self.eval_hook)
             if cfg.SOLVER.BEST_CHECKPOINT_METRIC:
                 ret.append(hooks.BestCheckpointer(self.checkpointer, cfg.SOLVER.BEST_CHECKPOINT_METRIC,
@@ -196,6 +200,12 @@ class Trainer:
         if writers:
             ret.append(hooks.PeriodicWriter(writers, period=20))
         return ret
+
+    def _evaluate(self) -> dict:
+        """The periodic evaluation, of the averaged weights when MODEL.EMA is on."""
+        model = self.unwrapped_model
+        with self.ema.applied(model) if self.ema is not None else contextlib.nullcontext():
+            return flatten_for_single_dataset(evaluate(self.cfg, model, self.test_dicts, self.test_left_out))
 
     def train(self) -> dict:
         """Train from start_iter to SOLVER.MAX_ITER. Returns the last evaluation results."""

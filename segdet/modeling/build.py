@@ -50,4 +50,7 @@ def build_model(cfg, metadata: Metadata) -> nn.Module:
     check_config_matches(cfg, metadata)
     model = cls.from_config(cfg, metadata)
     model.metadata = metadata
-    return model.to(resolve_device(cfg.MODEL.DEVICE))
+    model = model.to(resolve_device(cfg.MODEL.DEVICE))
+    if cfg.MODEL.CHANNELS_LAST:
+        model = model.to(memory_format=torch.channels_last)
+    return model

@@ -19,7 +19,7 @@ from typing import Any, Optional, Sequence
 
 from torch import nn
 
-from segdet.checkpoint import SegdetCheckpointer, load_checkpoint_file, to_segdet_state_dict
+from segdet.checkpoint import SegdetCheckpointer, inference_state_dict, load_checkpoint_file
 from segdet.config import load_config
 from segdet.config.experiment import metadata_for_config
 from segdet.structures.metadata import Metadata
@@ -131,7 +131,7 @@ def load_model(weights: Optional[str] = None, cfg=None, opts: Sequence[str] = ()
         model = build_model(cfg, metadata)
     except ConfigError as e:
         raise ConfigError(f"the config does not fit model file {path}: {e}") from None
-    state = to_segdet_state_dict(checkpoint, path)
+    state = inference_state_dict(checkpoint, path)
     check_weights_fit(model, state, path, parts)
     SegdetCheckpointer(model).load_state(state, path)
     return LoadedModel(model=model.eval(), metadata=metadata, cfg=cfg, weights=path)

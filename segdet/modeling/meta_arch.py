@@ -58,7 +58,8 @@ class SemanticSegmentor(nn.Module):
 
     def __init__(self, backbone: nn.Module, sem_seg_head: nn.Module, sem_seg_loss: SemanticLoss,
                  pixel_mean: list[float], pixel_std: list[float], num_classes: int, ignore_class_ids: list[int],
-                 sem_seg_loss_weight: float = 1.0, class_weight_correction: float = 0.0):
+                 sem_seg_loss_weight: float = 1.0, class_weight_correction: float = 0.0,
+                 channels_last: bool = False):
         super().__init__()
         self.backbone = backbone
         self.sem_seg_head = sem_seg_head
@@ -74,6 +75,8 @@ class SemanticSegmentor(nn.Module):
         self.class_weight_correction = float(class_weight_correction)
         self.register_buffer("training_class_weights", torch.ones(num_classes))
         self.register_buffer("ignore_mask", ignore_class_mask(num_classes, self.ignore_class_ids), persistent=False)
+        # Images in channels-last memory format (MODEL.CHANNELS_LAST; build_model converts the weights).
+        self.channels_last = bool(channels_last)
 
     @staticmethod
     def semantic_kwargs(cfg, metadata, backbone: nn.Module) -> dict:
@@ -90,6 +93,7 @@ class SemanticSegmentor(nn.Module):
             ignore_class_ids=metadata.ignore_class_ids,
             sem_seg_loss_weight=cfg.MODEL.SEM_SEG_HEAD.LOSS_WEIGHT,
             class_weight_correction=cfg.MODEL.SEM_SEG_HEAD.CLASS_WEIGHT_CORRECTION,
+            channels_last=cfg.MODEL.CHANNELS_LAST,
         )
 
     @classmethod
@@ -106,7 +110,10 @@ class SemanticSegmentor(nn.Module):
         """Normalize and pad the images into one batch."""
         images = [(x["image"].to(self.device).float() - self.pixel_mean) / self.pixel_std for x in batched_inputs]
         sizes = [tuple(im.shape[-2:]) for im in images]
-        return ImageList(pad_and_stack(images, self.size_divisibility), sizes)
+        batch = pad_and_stack(images, self.size_divisibility)
+        if self.channels_last:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        return ImageList(batch, sizes)
 
     def semantic_loss(self, logits: torch.Tensor, batched_inputs: list[dict]) -> dict[str, torch.Tensor]:
         targets = pad_and_stack([x["sem_seg"].to(self.device) for x in batched_inputs], self.size_divisibility,
@@ -114,7 +121,8 @@ class SemanticSegmentor(nn.Module):
         weights = None
         if all("weight" in x for x in batched_inputs):
             weights = pad_and_stack([x["weight"].to(self.device) for x in batched_inputs], self.size_divisibility, 0.0)
-        loss = self.sem_seg_loss(logits, targets, weights)
+        # In float32 also when the forward pass ran under autocast (SOLVER.AMP).
+        loss = self.sem_seg_loss(logits.float(), targets, weights)
         return {"loss_sem_seg": loss * self.sem_seg_loss_weight}
 
     def set_training_class_weights(self, class_weights) -> None:

@@ -36,7 +36,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from segdet.errors import ConfigError
+from segdet.errors import ConfigError, DataError
 from segdet.structures.cropped_masks import CroppedMasks, Region, instance_mask_crops
 from segdet.structures.instances import Instances
 from segdet.utils.arrays import to_numpy
@@ -154,6 +154,8 @@ class InstanceStitcher:
         scores = to_numpy(instances.scores).reshape(-1)
         classes = to_numpy(instances.pred_classes).reshape(-1)
         crops = instance_mask_crops(instances)
+        if crops is None and len(boxes):
+            raise DataError(f"tile {window}: detections without masks; stitching tiles needs instance masks")
         new = []
         for k in range(len(boxes)):
             r = crops.region(k)
@@ -235,8 +237,13 @@ class InstanceStitcher:
     def _seen_whole_elsewhere(self, box: np.ndarray) -> bool:
         """Whether a tile holds the box at a clearance of at least the margin (rule 5). Every tile
         that can is known when a group is resolved: later tiles start below it."""
-        return any(w[0] <= box[1] and w[1] <= box[0] and box[3] <= w[2] and box[2] <= w[3]
-                   and clearance(box, w, self.image_size) >= self.edge_margin for w in self._windows)
+        windows = np.asarray(self._windows, dtype=np.float64)
+        y0, x0, y1, x1 = windows.T
+        holds = (y0 <= box[1]) & (x0 <= box[0]) & (box[3] <= y1) & (box[2] <= x1)
+        for w in windows[holds]:  # a few tiles at most
+            if clearance(box, tuple(int(v) for v in w), self.image_size) >= self.edge_margin:
+                return True
+        return False
 
     def merge(self, members: list[TileDetection]) -> TileDetection:
         """One instance of a group (rule 4 of the module docstring); its clearance is below the

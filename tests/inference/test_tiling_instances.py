@@ -15,7 +15,7 @@ from segdet.structures.cropped_masks import CroppedMasks, instance_mask_crops
 from segdet.structures.instances import Instances
 from segdet.structures.masks import mask_boxes
 from segdet.synthetic.fruit import render_fruit_scene
-from tests.inference.common import random_image, save_tiny_checkpoint
+from tests.inference.common import random_image, save_tiny_checkpoint, whole_image_output
 from tests.inference.test_tiling import FakeModel
 
 CELL = 192
@@ -166,16 +166,10 @@ def panoptic(tmp_path_factory):
     return save_tiny_checkpoint(tmp_path_factory.mktemp("tiled_panoptic"), mask_on=True)
 
 
-def whole_image(model, image):
-    h, w = image.shape[:2]
-    with torch.no_grad():
-        return model([{"image": torch.from_numpy(image.transpose(2, 0, 1).copy()), "height": h, "width": w}])[0]
-
-
 def test_one_tile_holding_the_image_is_exactly_whole_image_inference(panoptic):
     _, _, model = panoptic
     image = random_image(48, 64, seed=11)
-    whole = whole_image(model, image)
+    whole = whole_image_output(model, image)
     out = TiledSegmenter(model, 64, 0.5, "max")(image)
     a, b = whole["instances"], out["instances"]
     assert len(a) > 3 and not b.has("pred_masks")
@@ -197,7 +191,7 @@ def test_tiles_that_are_the_images_of_a_mosaic_give_each_image_its_own_instances
     expected_masks, expected = [], []
     for k, image in enumerate(images):
         top, left = 48 * (k // 2), 64 * (k % 2)
-        inst = whole_image(model, image)["instances"]
+        inst = whole_image_output(model, image)["instances"]
         for j in range(len(inst)):
             full = np.zeros(mosaic.shape[:2], bool)
             full[top:top + 48, left:left + 64] = inst.pred_masks[j].numpy()

@@ -11,7 +11,6 @@ from torch import nn
 from torchvision.models.detection.image_list import ImageList
 
 from segdet.modeling.losses import SemanticLoss
-from segdet.structures.instances import Instances
 from segdet.modeling.postprocess import (
     class_score_offsets,
     class_scores,
@@ -21,6 +20,7 @@ from segdet.modeling.postprocess import (
     segmentation_from_scores,
     sem_seg_postprocess,
 )
+from segdet.structures.instances import Instances
 
 META_ARCH_REGISTRY = Registry("META_ARCH")
 META_ARCH_REGISTRY.__doc__ = """Meta-architectures, built by name from MODEL.META_ARCHITECTURE: classes with

@@ -2,9 +2,9 @@
 instances at the original size, and the panoptic fusion of instances and stuff."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-import numpy as np
 from torchvision.models.detection.roi_heads import expand_boxes, expand_masks, paste_masks_in_image
 from torchvision.ops import clip_boxes_to_image
 
@@ -154,7 +154,7 @@ def combine_semantic_and_instances(instances: Instances, segmentation_image: tor
     if crops is not None and len(crops):
         scores = to_numpy(instances.scores).astype(np.float64).reshape(-1)
         classes = to_numpy(instances.pred_classes).reshape(-1)
-        # A stable sort: equal scores keep the instances' order, as torch.argsort did on CPU.
+        # A stable sort: instances of equal score keep their order (deterministic).
         for idx in np.argsort(-scores, kind="stable").tolist():
             score = float(scores[idx])
             if score < instances_score_threshold:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from segdet.errors import ConfigError
+from segdet.errors import ConfigError, DataError
 from segdet.inference.tile_instances import InstanceStitcher, band_iou, clearance
 from segdet.structures.cropped_masks import CroppedMasks, instance_mask_crops
 from segdet.structures.instances import Instances
@@ -169,3 +169,10 @@ def test_bad_settings_are_config_errors():
         InstanceStitcher((H, W), match_iou=0)
     with pytest.raises(ConfigError, match="edge margin"):
         InstanceStitcher((H, W), edge_margin=-1)
+
+
+def test_detections_without_masks_are_named():
+    boxes_only = Instances((40, 40), pred_boxes=torch.tensor([[1.0, 1.0, 5.0, 5.0]]), scores=torch.tensor([0.9]),
+                           pred_classes=torch.tensor([1]))
+    with pytest.raises(DataError, match=r"tile \(0, 20, 40, 60\): detections without masks"):
+        InstanceStitcher((H, W)).add_tile(B, boxes_only)

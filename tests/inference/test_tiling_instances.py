@@ -96,6 +96,14 @@ def mosaic():
     return demo_mosaic()
 
 
+def mask_iou(a, i, b, j):
+    """IoU of mask i of CroppedMasks a and mask j of b (same image), over their extents only."""
+    ra, rb = a.region(i), b.region(j)
+    region = (min(ra[0], rb[0]), min(ra[1], rb[1]), max(ra[2], rb[2]), max(ra[3], rb[3]))
+    ma, mb = a.paste(i, region), b.paste(j, region)
+    return (ma & mb).sum() / max((ma | mb).sum(), 1)
+
+
 @pytest.mark.parametrize("tile,every_tile_cuts", [(256, False), (64, True)])
 def test_a_mosaic_tiled_gives_each_scene_its_own_instances_once(mosaic, tile, every_tile_cuts):
     image, instance_map, class_of, scenes = mosaic
@@ -104,16 +112,17 @@ def test_a_mosaic_tiled_gives_each_scene_its_own_instances_once(mosaic, tile, ev
     windows = tiler.windows(*image.shape[:2])
     out = tiler(image, return_scores=False)
     instances = out["instances"]
-    masks = pasted(instances)
+    got = instances.pred_mask_crops
 
     # The same model on each scene alone (the tile holds the scene), moved into the mosaic.
-    alone = []
+    crops, origins, classes = [], [], []
     for cell, ids, (top, left) in scenes:
         single = TiledSegmenter(model, CELL, 0.5, "max")(cell)["instances"]
-        for m, c in zip(pasted(single), single.pred_classes.tolist()):
-            full = np.zeros(image.shape[:2], bool)
-            full[top:top + CELL, left:left + CELL] = m
-            alone.append((full, c))
+        for k in range(len(single)):
+            crops.append(single.pred_mask_crops.crop(k))
+            origins.append(np.add(single.pred_mask_crops.region(k)[:2], (top, left)))
+            classes.append(int(single.pred_classes[k]))
+    alone = CroppedMasks(image.shape[:2], crops, origins)
     objects = [int(i) for i in np.unique(instance_map[instance_map > 0])]
     assert len(alone) == len(objects) > 60
 
@@ -121,17 +130,23 @@ def test_a_mosaic_tiled_gives_each_scene_its_own_instances_once(mosaic, tile, ev
     assert len(cut) >= 10  # the case at hand: many objects are cut by tile borders
     # One instance per object, cut or not, with the same pixels and class as the scene alone.
     assert len(instances) == len(objects)
-    for full, class_id in alone:
-        same = [k for k, m in enumerate(masks) if (m & full).sum() / (m | full).sum() >= 0.9]
+    got_boxes, alone_boxes = got.boxes(), alone.boxes()
+    for j in range(len(alone)):
+        near = np.flatnonzero((got_boxes[:, :2] < alone_boxes[j, 2:]).all(1) & (got_boxes[:, 2:] > alone_boxes[j, :2]).all(1))
+        same = [k for k in near if mask_iou(got, k, alone, j) >= 0.9]
         assert len(same) == 1
-        assert np.array_equal(masks[same[0]], full) and instances.pred_classes[same[0]] == class_id
+        k = same[0]
+        assert got.region(k) == alone.region(j) and np.array_equal(got.crop(k), alone.crop(j))
+        assert instances.pred_classes[k] == classes[j]
     # Boxes in image coordinates; panoptic segments exactly the instances' pixels (they do not overlap).
-    assert np.array_equal(instances.pred_boxes.numpy(), mask_boxes(np.stack(masks)))
+    assert np.array_equal(instances.pred_boxes.numpy(), got_boxes)
     panoptic, segments = out["panoptic_seg"]
     things = [s for s in segments if s["isthing"]]
     assert len(things) == len(objects)
     for s in things:
-        assert np.array_equal(panoptic.numpy() == s["id"], masks[s["instance_id"]])
+        y0, x0, y1, x1 = got.region(s["instance_id"])
+        assert (panoptic == s["id"]).sum() == got.crop(s["instance_id"]).sum()
+        assert np.array_equal(panoptic[y0:y1, x0:x1].numpy() == s["id"], got.crop(s["instance_id"]))
 
 
 def traced_peak(model, image):

@@ -14,10 +14,10 @@ where both tiles see the image):
 3. Matches join detections into groups, the best matches (highest IoU) first, as each tile is
    added; a group never holds two detections of one tile (the tile's own NMS kept both, so
    they are two objects).
-4. A group becomes one instance. If a member is not cut, the member with the largest clearance
-   (then the highest score) as its tile saw it: box, mask, score; an object near one tile's edge
-   is taken from the tile that sees it whole and most centrally. If every member is cut (no tile
-   holds the whole object), the union of their masks and boxes, with the highest score.
+4. A group becomes one instance. If a member is not cut, the highest-scoring member that is not
+   cut (then the one with the largest clearance), as its tile saw it: box, mask, score; an
+   object near one tile's edge is taken from a tile that sees it whole. If every member is cut
+   (no tile holds the whole object), the union of their masks and boxes, with the highest score.
 5. Such a cut-only instance is dropped when another tile holds its whole box at a clearance of
    at least `edge_margin`: that tile saw the place with no border near and found nothing that
    matches, so the cut detection is a duplicate (a detector shown part of an object often adds
@@ -250,7 +250,7 @@ class InstanceStitcher:
         margin when every member is cut."""
         whole = [d for d in members if d.clearance >= self.edge_margin]
         if whole:
-            return max(whole, key=lambda d: (d.clearance, d.score))
+            return max(whole, key=lambda d: (d.score, d.clearance))
         if len(members) == 1:
             return members[0]
         extent = _cover([d.extent for d in members if d.crop.size] or [members[0].extent])

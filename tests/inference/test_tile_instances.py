@@ -54,11 +54,15 @@ def test_an_object_cut_by_one_tile_is_taken_from_the_tile_that_sees_it_whole():
     assert box == [32.0, 10.0, 48.0, 20.0]  # in image coordinates
 
 
-def test_an_object_both_tiles_see_whole_is_kept_once_from_the_more_central_view():
+def test_an_object_both_tiles_see_whole_is_kept_once_from_the_better_view():
     obj = rect(5, 25, 15, 34)  # clearance 40 - 34 = 6 in A, 25 - 20 = 5 in B
     assert clearance(np.array([25, 5, 34, 15]), A, (H, W)) == 6 and clearance(np.array([25, 5, 34, 15]), B, (H, W)) == 5
-    out = as_list(stitch([(A, [(obj, 2, 0.6)]), (B, [(obj, 2, 0.9)])]))
-    assert len(out) == 1 and out[0][2] == 0.6 and np.array_equal(out[0][0], obj)
+    thinner = obj.copy()
+    thinner[5:15, 33] = False  # B's mask differs (its clearance stays 5), so that the result shows whose it is
+    out = as_list(stitch([(A, [(obj, 2, 0.6)]), (B, [(thinner, 2, 0.9)])]))
+    assert len(out) == 1 and out[0][2] == 0.9 and np.array_equal(out[0][0], thinner)  # the higher score
+    out = as_list(stitch([(A, [(obj, 2, 0.9)]), (B, [(thinner, 2, 0.9)])]))
+    assert len(out) == 1 and np.array_equal(out[0][0], obj)  # equal scores: the larger clearance
 
 
 def test_an_object_no_tile_sees_whole_is_the_union_of_its_parts():

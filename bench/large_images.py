@@ -12,11 +12,17 @@ Memory: the kernel's peak-RSS mark is reset right before the prediction (the ima
 in memory); "working memory" = that peak - the RSS just before - the outputs' bytes. It must
 not grow with the image. By design one buffer grows with the image's width (not its area):
 the band of C x tile x W float32 scores of the row of tiles in progress; its size is shown.
-Time: the number of tiles per megapixel grows with the image (the last tile of a row or column
+Time: wall seconds, and the process's CPU seconds (one thread: the work done, whatever else the
+machine runs; on a shared machine the wall time follows the other jobs' load, also recorded).
+The number of tiles per megapixel grows with the image (the last tile of a row or column
 is shifted back inside the image, so small images have fewer overlapping tiles per pixel):
 time per tile is shown and checked too; it is the cost the implementation controls.
 
     .venv/bin/python bench/large_images.py [--quick] [--weights model.pth] [--output results.json]
+
+With instances (a Panoptic FPN checkpoint), on mosaics of demo images so that there are objects
+to detect and stitch: `--weights output/demo/model_final.pth --content demo`. The outputs then
+also hold panoptic_seg (int32, 4 bytes per pixel) and the instances (their crops' bytes).
 
 Targets: time per megapixel (and per tile) of every size within 20% of the smallest size's;
 working memory within 20% + 64 MiB of the smallest size's (strict), and the same plus twice the
@@ -29,6 +35,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -50,11 +57,37 @@ def parse_args():
     p.add_argument("--weights", default=None,
                    help="a segdet checkpoint (default: the demo config's semantic model, random weights)")
     p.add_argument("--repeat", type=int, default=1, help="timed predictions per size (median; default 1)")
+    p.add_argument("--content", choices=("random", "demo"), default="random",
+                   help="image content: random pixels, or demo images side by side (fruit to detect)")
     # Internal: one measurement in this (fresh) process.
     p.add_argument("--measure", action="store_true", help=argparse_hidden())
     p.add_argument("--size", type=int, default=None, help=argparse_hidden())
     p.add_argument("--overlap", type=float, default=None, help=argparse_hidden())
     return p.parse_args()
+
+
+def test_image(content: str, size: int):
+    """A size x size RGB image: random pixels, or demo images (192 px, unseen seed) side by side."""
+    import numpy as np
+
+    if content == "random":
+        return np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
+    import mosaics
+
+    return mosaics.tile_mosaic(mosaics.demo_cells(64, seed=1000), size, size)
+
+
+def output_bytes(out: dict) -> int:
+    """Bytes of an output dict's arrays: tensors, panoptic_seg's ids, the instances' fields and crops."""
+    import torch
+
+    total = sum(v.numel() * v.element_size() for v in out.values() if isinstance(v, torch.Tensor))
+    if "panoptic_seg" in out:
+        total += out["panoptic_seg"][0].numel() * out["panoptic_seg"][0].element_size()
+    if "instances" in out:
+        for value in out["instances"].fields().values():
+            total += value.nbytes if hasattr(value, "nbytes") else value.numel() * value.element_size()
+    return total
 
 
 def argparse_hidden():
@@ -94,30 +127,30 @@ def measure(args) -> dict:
     """One (size, overlap) in this process: seconds and memory."""
     import gc
 
-    import numpy as np
-    import torch
-
     from segdet.inference.predictor import Predictor
     from segdet.inference.tiling import tile_windows
 
     threads = common.setup_threads(args.threads)
     predictor = Predictor.from_checkpoint(args.weights, ["MODEL.DEVICE", "cpu"])
     size, tile, overlap = args.size, args.tile, args.overlap
-    rng = np.random.default_rng(0)
     # Warm-up on a 2x2-tile image: lazy initialization and the allocator's first growth.
-    small = rng.integers(0, 256, (tile * 3 // 2, tile * 3 // 2, 3), dtype=np.uint8)
+    small = test_image(args.content, tile * 3 // 2)
     predictor(small, tile_size=tile, overlap=overlap, return_scores=False)
-    image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-    times, working, peaks = [], [], []
+    image = test_image(args.content, size)
+    instances = 0
+    times, cpu_times, working, peaks = [], [], [], []
     out_bytes = 0
     for _ in range(args.repeat):
         out = None
         gc.collect()
         before = common.current_rss_bytes()
         reset_ok = common.reset_peak_rss()
+        cpu_start = time.process_time()
         seconds, out = common.timed(lambda: predictor(image, tile_size=tile, overlap=overlap, return_scores=False))
+        cpu_times.append(time.process_time() - cpu_start)
         peak = common.peak_rss_bytes()
-        out_bytes = sum(v.numel() * v.element_size() for v in out.values() if isinstance(v, torch.Tensor))
+        out_bytes = output_bytes(out)
+        instances = len(out["instances"]) if "instances" in out else 0
         times.append(seconds)
         peaks.append(peak)
         working.append(peak - before - out_bytes)
@@ -128,8 +161,11 @@ def measure(args) -> dict:
     return {
         "size": size, "tile": tile, "overlap": overlap, "threads": threads, "tiles": n_tiles, "mpix": mpix,
         "seconds": times, "median_seconds": median, "seconds_per_mpix": median / mpix,
+        "cpu_seconds": cpu_times, "cpu_seconds_per_mpix": common.summary(cpu_times)["median"] / mpix,
+        "cpu_seconds_per_tile": common.summary(cpu_times)["median"] / n_tiles,
+        "load_average_after": [round(v, 2) for v in os.getloadavg()],
         "seconds_per_tile": median / n_tiles, "tiles_per_mpix": n_tiles / mpix,
-        "num_classes": predictor.metadata.num_classes,
+        "num_classes": predictor.metadata.num_classes, "content": args.content, "instances": instances,
         # The band of scores of the row of tiles in progress: C x tile x W float32.
         "band_bytes": predictor.metadata.num_classes * min(tile, size) * size * 4,
         "image_bytes": int(image.nbytes), "output_bytes": int(out_bytes), "rss_before_bytes": before,
@@ -148,7 +184,8 @@ def run_measurement(args, size: int, overlap: float, weights: str) -> dict:
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         result_path = f.name
     cmd = [sys.executable, os.path.abspath(__file__), "--measure", "--size", str(size), "--overlap", str(overlap),
-           "--tile", str(args.tile), "--weights", weights, "--repeat", str(args.repeat), "--output", result_path]
+           "--tile", str(args.tile), "--weights", weights, "--repeat", str(args.repeat), "--output", result_path,
+           "--content", args.content]
     if args.threads is not None:
         cmd += ["--threads", str(args.threads)]
     try:
@@ -182,7 +219,7 @@ def main() -> None:
             for size in sizes:
                 r = run_measurement(args, size, overlap, weights)
                 print(f"  {size}x{size}, overlap {overlap}: {r['median_seconds']:.2f} s, {r['tiles']} tiles, "
-                      f"peak RSS {common.mib(r['peak_rss_bytes']):.0f} MiB", flush=True)
+                      f"{r['instances']} instances, peak RSS {common.mib(r['peak_rss_bytes']):.0f} MiB", flush=True)
                 results.append(r)
 
     checks = {}
@@ -197,35 +234,42 @@ def main() -> None:
         checks[str(overlap)] = {
             "time_per_mpix_linear": within("seconds_per_mpix"),
             "time_per_tile_constant": within("seconds_per_tile"),
+            "cpu_time_per_mpix_linear": within("cpu_seconds_per_mpix"),
+            "cpu_time_per_tile_constant": within("cpu_seconds_per_tile"),
             "memory_flat_strict": all(r["working_bytes"] <= mem_limit for r in group),
             "memory_flat_but_band": all(
                 r["working_bytes"] <= mem_limit + 2 * (r["band_bytes"] - first["band_bytes"]) for r in group),
         }
         for r in group:
-            rows.append([f"{r['size']}x{r['size']}", overlap, r["tiles"], r["median_seconds"], r["seconds_per_mpix"],
-                         r["seconds_per_mpix"] / first["seconds_per_mpix"], 1000 * r["seconds_per_tile"],
+            rows.append([f"{r['size']}x{r['size']}", overlap, r["tiles"], r["instances"], r["median_seconds"],
+                         r["seconds_per_mpix"], r["seconds_per_mpix"] / first["seconds_per_mpix"],
+                         r["cpu_seconds_per_mpix"], r["cpu_seconds_per_mpix"] / first["cpu_seconds_per_mpix"],
+                         r["load_average_after"][0], 1000 * r["cpu_seconds_per_tile"], 1000 * r["seconds_per_tile"],
                          r["seconds_per_tile"] / first["seconds_per_tile"], common.mib(r["image_bytes"]),
                          common.mib(r["output_bytes"]), common.mib(r["peak_rss_bytes"]),
                          common.mib(r["working_bytes"]), common.mib(r["band_bytes"])])
-    common.print_table(rows, ["image", "overlap", "tiles", "s", "s/Mpix", "x smallest", "ms/tile", "x smallest",
+    common.print_table(rows, ["image", "overlap", "tiles", "instances", "s", "s/Mpix", "x smallest", "CPU s/Mpix",
+                              "x smallest", "load", "CPU ms/tile", "ms/tile", "x smallest",
                               "image MiB", "outputs MiB", "peak RSS MiB", "working MiB", "band MiB"],
                        title=f"Tiled prediction, tile {args.tile}, return_scores=False, "
                              f"{info['torch_threads']} threads",
                        floatfmt=".3g")
     for overlap, c in checks.items():
         print(f"overlap {overlap}: within {LINEARITY_TOLERANCE:.0%} of the smallest size: time per Mpix "
-              f"{common.verdict(c['time_per_mpix_linear'])}, time per tile "
-              f"{common.verdict(c['time_per_tile_constant'])}"
+              f"{common.verdict(c['time_per_mpix_linear'])} (CPU time {common.verdict(c['cpu_time_per_mpix_linear'])})"
+              f", time per tile "
+              f"{common.verdict(c['time_per_tile_constant'])} (CPU time {common.verdict(c['cpu_time_per_tile_constant'])})"
               f"; working memory within {MEMORY_TOLERANCE:.0%} + {MEMORY_SLACK_MIB} MiB: "
               f"{common.verdict(c['memory_flat_strict'])}, allowing 2x the band's growth: "
               f"{common.verdict(c['memory_flat_but_band'])}", flush=True)
 
-    settings = {"sizes": sizes, "tile": args.tile, "overlaps": args.overlaps, "model": model_note,
+    settings = {"sizes": sizes, "tile": args.tile, "overlaps": args.overlaps, "model": model_note, "content": args.content,
                 "return_scores": False, "repeat": args.repeat, "threads": info["torch_threads"], "quick": quick}
     targets = {"time_per_mpix_tolerance": LINEARITY_TOLERANCE, "memory_tolerance": MEMORY_TOLERANCE,
                "memory_slack_mib": MEMORY_SLACK_MIB, "checks": checks,
                "pass_time_per_mpix": all(c["time_per_mpix_linear"] for c in checks.values()),
                "pass_time_per_tile": all(c["time_per_tile_constant"] for c in checks.values()),
+               "pass_cpu_time_per_mpix": all(c["cpu_time_per_mpix_linear"] for c in checks.values()),
                "pass_memory_strict": all(c["memory_flat_strict"] for c in checks.values()),
                "pass_memory_but_band": all(c["memory_flat_but_band"] for c in checks.values())}
     common.write_results(args.output or common.default_output("large_images", quick), "large_images",

@@ -8,8 +8,9 @@ For every input image, in --output:
   <stem>_overlay.jpg     the image with the classes colored and the instances outlined
   coco_instances_results.json   all instances (models with instance masks)
 
-Large images: --tile-size S segments images larger than S x S network pixels tile by tile
-(--tile-overlap, default 0.5; --tile-merge max|mean). Tiled images get semantic outputs only.
+Large images: --tile-size S predicts images larger than S x S network pixels tile by tile
+(--tile-overlap, default 0.5; --tile-merge max|mean), instances included: stitched across
+the tiles, the same files as for a small image.
 
 Examples:
   python tools/predict.py --weights output/model_final.pth --input photos/ --output pred/

@@ -17,6 +17,7 @@ from segdet.evaluation.evaluator import DatasetEvaluator
 from segdet.utils.files import write_json
 from segdet.structures.boxes import BoxMode, convert_boxes
 from segdet.structures.coco import instances_to_coco_results
+from segdet.structures.cropped_masks import has_instance_masks
 from segdet.structures.masks import annotation_area, segmentation_to_rle, valid_polygons
 from segdet.structures.metadata import Metadata
 from segdet.utils import comm
@@ -191,7 +192,7 @@ class COCOEvaluator(DatasetEvaluator):
                 "image_id": image_id,
                 "file_name": inp.get("file_name", ""),
                 "coco_image_id": inp.get("coco_image_id"),
-                "has_masks": out["instances"].has("pred_masks"),
+                "has_masks": has_instance_masks(out["instances"]),
                 "results": results,
             }
             if not self._uses_json():

@@ -89,7 +89,6 @@ class PredictionSummary:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     coco_file: Optional[str] = None
     coco_images: int = 0
-    tiled_without_instances: int = 0
 
     @property
     def num_predicted(self) -> int:
@@ -99,9 +98,6 @@ class PredictionSummary:
         lines = [f"{self.num_predicted} of {self.num_inputs} images predicted; outputs in {self.output_dir}"]
         if self.coco_file:
             lines.append(f"instances of {self.coco_images} images in {self.coco_file}")
-            if self.tiled_without_instances:
-                lines.append(f"{self.tiled_without_instances} image(s) larger than one tile: semantic outputs "
-                             "only, no instances")
         if self.skipped:
             lines.append(f"{len(self.skipped)} skipped (unreadable): " + ", ".join(p for p, _ in self.skipped))
         return lines
@@ -160,10 +156,7 @@ def predict_files(predictor, inputs: Sequence[str], output_dir: str, *, label_fo
             if overlay:
                 write_overlay(out + overlay_suffix + ".jpg", image, output, metadata)
             if coco is not None:
-                if "instances" in output:
-                    coco.add(stem, output["instances"])
-                else:
-                    summary.tiled_without_instances += 1
+                coco.add(stem, output["instances"])
             progress.step()
     progress.done()
     if coco is not None:

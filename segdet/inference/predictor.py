@@ -10,13 +10,14 @@ file alone is enough (`from_checkpoint`), or a config plus weights (`Predictor(c
 load it through `segdet.modeling.load.load_model`.
 
 Large images: with TEST.TILE_SIZE > 0 (or `tile_size=`), an image larger than one tile is
-segmented tile by tile (see `segdet.inference.tiling`). Instances (and the panoptic
-result) come only from whole-image inference: a tiled image's output has the semantic
-keys only. An image that fits in one tile is processed whole, instances included.
+segmented tile by tile (see `segdet.inference.tiling`), instances included: they are stitched
+across the tiles (`segdet.inference.tile_instances`) and their masks come as crops,
+`instances.pred_mask_crops`, instead of full-image `pred_masks`
+(`segdet.structures.cropped_masks.instance_mask_crops` reads either). An image that fits in
+one tile is processed whole.
 """
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any, Sequence
 
@@ -29,8 +30,6 @@ from segdet.errors import ConfigError, DataError
 from segdet.inference.tiling import TiledSegmenter
 from segdet.modeling.load import LoadedModel, load_model
 from segdet.structures.instances import Instances
-
-logger = logging.getLogger(__name__)
 
 
 def as_rgb_image(image: np.ndarray, where: str = "image") -> np.ndarray:
@@ -94,7 +93,6 @@ class Predictor:
         self.augmentations = build_augmentations(self.cfg, is_train=False)
         self.instances_on = instances_enabled(self.cfg)
         self.tile_batch_size = 4
-        self._warned_tiled_instances = False
 
     @classmethod
     def from_checkpoint(cls, path: str, opts: Sequence[str] = ()) -> "Predictor":
@@ -155,10 +153,6 @@ class Predictor:
             h, w = array.shape[:2]
             if tiler is not None and not tiler.fits_one_tile(h, w):
                 outputs[i] = tiler(array, return_scores=return_scores)
-                if self.instances_on and not self._warned_tiled_instances:
-                    logger.warning("Images larger than one tile are segmented tile by tile: their outputs have "
-                                   "semantic results only, no instances")
-                    self._warned_tiled_instances = True
             else:
                 by_size.setdefault((h, w), []).append(i)
         for indices in by_size.values():

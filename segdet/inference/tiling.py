@@ -1,4 +1,4 @@
-"""Sliding-window (tiled) semantic inference for images too large for one forward pass.
+"""Sliding-window (tiled) inference, semantic and instances, for images too large for one forward pass.
 
 The image is cut into overlapping tiles of `tile_size` network-input pixels (default
 overlap 50%, as DeepDIVA does at test time). The last tile of a row or column is shifted
@@ -24,14 +24,27 @@ the merged scores `sem_seg` (4 * C bytes per pixel). For an 8000x8000 image that
 768 MB of outputs (+1.0 GB of scores for 4 classes). Measured: tools/predict.py on an
 8000x8000 JPEG, tiles of 512, ResNet-18 model, all output files: peak RSS 2.8 GB.
 
+Instances (models with the instance branch, `has_instances`): every tile also goes through the
+detector, on the same backbone features as its scores; its detections are mapped to image
+coordinates, masks held as crops over their boxes (`structures.cropped_masks`), and stitched
+into one set by `segdet.inference.tile_instances` (the rule is there): an object seen by two
+tiles, or cut by a tile's border, becomes one instance. Groups of detections are resolved row of
+tiles by row of tiles, as the band moves down. Then the panoptic fusion (`panoptic_seg`, when the
+model's fusion is on) runs over the whole image, on the crops, a band of rows at a time. Outputs
+then add panoptic_seg (int32, 4 bytes per pixel) and the instances, whose crops hold their
+objects' boxes, not the image: working memory stays flat in the image size.
+
+Instances need overlapping tiles: without overlap no two tiles see the same pixels, and an object
+a tile border cuts stays in two pieces (a warning says so).
+
 Where the (test-resized) image fits in one tile, the result is exactly that of
-whole-image inference.
+whole-image inference (instances as crops).
 """
 from __future__ import annotations
 
 import logging
 import math
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -39,12 +52,15 @@ from fvcore.transforms.transform import ScaleTransform
 
 from segdet.data.transforms.augmentation import ResizeShortestEdge
 from segdet.errors import ConfigError, DataError
+from segdet.inference.tile_instances import EDGE_MARGIN, MATCH_IOU, InstanceStitcher
 from segdet.modeling.postprocess import segmentation_from_scores
+from segdet.structures.instances import Instances
 from segdet.utils.progress import Progress
 
 logger = logging.getLogger(__name__)
 
 MERGE_MODES = ("max", "mean")
+_warned = {"no_overlap": False}  # once per process, not once per image
 
 Window = tuple[int, int, int, int]
 
@@ -110,19 +126,23 @@ def tile_weight(height: int, width: int) -> torch.Tensor:
 
 
 class TiledSegmenter:
-    """Semantic segmentation of an image of any size, tile by tile.
+    """Segmentation (and instances) of an image of any size, tile by tile.
 
     Usage:
         segmenter = TiledSegmenter(model, tile_size=512, overlap=0.5, merge="max")
         output = segmenter(image_rgb)   # sem_seg, segmentation_image, segmentation_confidence
+                                        # and, for a PanopticFPN, instances and panoptic_seg
     """
 
     def __init__(self, model: torch.nn.Module, tile_size: int, overlap: float = 0.5, merge: str = "max",
-                 batch_size: int = 4, test_min_size: int = 0, test_max_size: int = 0):
+                 batch_size: int = 4, test_min_size: int = 0, test_max_size: int = 0,
+                 match_iou: float = MATCH_IOU, edge_margin: float = EDGE_MARGIN):
         """
         Args:
-            model: a SemanticSegmentor or PanopticFPN in eval mode (only its semantic path
-                is used: `preprocess_image`, `semantic_logits`, `semantic_scores`, `ignore_class_ids`).
+            model: a SemanticSegmentor or PanopticFPN in eval mode. Its semantic path:
+                `preprocess_image`, `semantic_logits`, `semantic_scores`, `ignore_class_ids`;
+                with `has_instances`, also `logits_and_detections`, `instances_result`,
+                `combine_on` and `panoptic_result`.
             tile_size: tile side in network-input pixels (after the test-time resize).
             overlap: fraction of a tile shared with its neighbour, in [0, 1).
             merge: "max" or "mean".
@@ -130,6 +150,8 @@ class TiledSegmenter:
             test_min_size, test_max_size: the test-time resize (INPUT.MIN_SIZE_TEST /
                 MAX_SIZE_TEST; 0 = none). Tiles are cut from the original image and each is
                 resized by the factor the whole image would be resized by.
+            match_iou, edge_margin: the instance stitching rule's settings
+                (`segdet.inference.tile_instances`).
         """
         self.tile_h, self.tile_w = _check_tiling(tile_size, overlap)
         if merge not in MERGE_MODES:
@@ -142,6 +164,13 @@ class TiledSegmenter:
         self.batch_size = int(batch_size)
         self.test_min_size = int(test_min_size)
         self.test_max_size = int(test_max_size)
+        self.instances_on = bool(getattr(model, "has_instances", False))
+        self.match_iou = float(match_iou)
+        self.edge_margin = float(edge_margin)
+        if self.instances_on and self.overlap == 0 and not _warned["no_overlap"]:
+            logger.warning("Tiles without overlap: an object that a tile border cuts stays in pieces (instances are "
+                           "stitched where tiles overlap); set an overlap, e.g. TEST.TILE_OVERLAP 0.5")
+            _warned["no_overlap"] = True
 
     @classmethod
     def from_config(cls, cfg, model: torch.nn.Module, tile_size: int | None = None, overlap: float | None = None,
@@ -188,8 +217,10 @@ class TiledSegmenter:
             return th, tw
         return max(1, int(th * scale + 0.5)), max(1, int(tw * scale + 0.5))
 
-    def tile_scores(self, tiles: list[np.ndarray], network_size: tuple[int, int]) -> torch.Tensor:
-        """Class scores (B, C, th, tw) of same-size HxWx3 uint8 tiles, at the tiles' own size."""
+    def tile_outputs(self, tiles: list[np.ndarray], network_size: tuple[int, int]
+                     ) -> tuple[torch.Tensor, Optional[list[Instances]]]:
+        """Class scores (B, C, th, tw) of same-size HxWx3 uint8 tiles, at the tiles' own size, and,
+        with instances on, each tile's instances in its own coordinates (masks as crops)."""
         th, tw = tiles[0].shape[:2]
         inputs = []
         for tile in tiles:
@@ -197,12 +228,19 @@ class TiledSegmenter:
                 tile = ScaleTransform(th, tw, network_size[0], network_size[1], interp="bilinear").apply_image(tile)
             inputs.append({"image": torch.from_numpy(np.ascontiguousarray(tile.transpose(2, 0, 1)))})
         images = self.model.preprocess_image(inputs)
-        logits = self.model.semantic_logits(images.tensors)
-        return torch.stack([self.model.semantic_scores(logits[i], size, th, tw)
-                            for i, size in enumerate(images.image_sizes)])
+        if self.instances_on:
+            logits, detections = self.model.logits_and_detections(images)
+        else:
+            logits, detections = self.model.semantic_logits(images.tensors), None
+        scores = torch.stack([self.model.semantic_scores(logits[i], size, th, tw)
+                              for i, size in enumerate(images.image_sizes)])
+        if detections is None:
+            return scores, None
+        return scores, [self.model.instances_result(d, size, th, tw, cropped=True)
+                        for d, size in zip(detections, images.image_sizes)]
 
     @torch.no_grad()
-    def __call__(self, image: np.ndarray, return_scores: bool = True) -> dict[str, torch.Tensor]:
+    def __call__(self, image: np.ndarray, return_scores: bool = True) -> dict:
         """Segment one image.
 
         Args:
@@ -211,24 +249,34 @@ class TiledSegmenter:
                 saves 4 * C bytes per pixel.
         Returns:
             {"sem_seg"?, "segmentation_image" (H, W) int64, "segmentation_confidence" (H, W)
-            float32}, on the CPU, at the image's size.
+            float32}, on the CPU, at the image's size; for a model with instances also
+            "instances" (`pred_boxes`, `scores`, `pred_classes`, `pred_mask_crops`) and, with
+            its fusion on, "panoptic_seg".
         """
         if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3):
             raise DataError(f"tiled inference needs an HxWx3 uint8 RGB array, got "
                             f"{getattr(image, 'dtype', type(image).__name__)} of shape {getattr(image, 'shape', '?')}")
         height, width = image.shape[:2]
         windows = self.windows(height, width)
-        ignore = self.model.ignore_class_ids
+        stitcher = InstanceStitcher((height, width), self.match_iou, self.edge_margin) if self.instances_on else None
         if len(windows) == 1:
-            scores = self.tile_scores([image], self._network_size(height, width, height, width))[0]
-            segmentation, confidence = segmentation_from_scores(scores, ignore)
+            scores, instances = self.tile_outputs([image], self._network_size(height, width, height, width))
+            segmentation, confidence = segmentation_from_scores(scores[0], self.model.ignore_class_ids)
             out = {"segmentation_image": segmentation.cpu(), "segmentation_confidence": confidence.cpu()}
             if return_scores:
-                out["sem_seg"] = scores.cpu()
-            return out
-        return self._merge_tiles(image, windows, return_scores)
+                out["sem_seg"] = scores[0].cpu()
+            if stitcher is not None:
+                stitcher.add_tile(windows[0], instances[0])
+        else:
+            out = self._merge_tiles(image, windows, return_scores, stitcher)
+        if stitcher is not None:
+            out["instances"] = stitcher.result()
+            if self.model.combine_on:
+                out["panoptic_seg"] = self.model.panoptic_result(out["instances"], out["segmentation_image"])
+        return out
 
-    def _merge_tiles(self, image: np.ndarray, windows: list[Window], return_scores: bool) -> dict:
+    def _merge_tiles(self, image: np.ndarray, windows: list[Window], return_scores: bool,
+                     stitcher: Optional[InstanceStitcher]) -> dict:
         height, width = image.shape[:2]
         th, tw = windows[0][2] - windows[0][0], windows[0][3] - windows[0][1]
         network_size = self._network_size(th, tw, height, width)
@@ -255,7 +303,10 @@ class TiledSegmenter:
             row = rows[y0]
             for start in range(0, len(row), self.batch_size):
                 batch = row[start:start + self.batch_size]
-                scores = self.tile_scores([image[a:c, b:d] for a, b, c, d in batch], network_size)
+                scores, instances = self.tile_outputs([image[a:c, b:d] for a, b, c, d in batch], network_size)
+                if stitcher is not None:
+                    for window, tile_instances in zip(batch, instances):
+                        stitcher.add_tile(window, tile_instances)
                 if band is None:
                     band = torch.zeros((scores.shape[1], th, width), dtype=torch.float32, device=device)
                     if return_scores:
@@ -268,8 +319,10 @@ class TiledSegmenter:
                         band[:, :, x0:x1] += s * weight
                         band_weight[:, x0:x1] += weight
                 progress.step(len(batch))
-            # Rows above the next row of tiles are final.
+            # Rows above the next row of tiles are final, and so are the instances there.
             end = row_starts[r + 1] if r + 1 < len(row_starts) else height
+            if stitcher is not None:
+                stitcher.finish_above(end)
             n = end - y0
             for x0, x1 in _column_chunks(width, tw):
                 final = band[:, :n, x0:x1]

@@ -20,6 +20,7 @@ from segdet.modeling.postprocess import (
     segmentation_from_scores,
     sem_seg_postprocess,
 )
+from segdet.structures.instances import Instances
 
 META_ARCH_REGISTRY = Registry("META_ARCH")
 META_ARCH_REGISTRY.__doc__ = """Meta-architectures, built by name from MODEL.META_ARCHITECTURE: classes with
@@ -244,18 +245,38 @@ class PanopticFPN(SemanticSegmentor):
                 losses[name] = value * self.instance_loss_weight
             return losses
 
-        proposals, _ = self.rpn(images, features)
-        detections, _ = self.roi_heads(features, proposals, images.image_sizes)
+        detections = self.detect(images, features)
         results = []
         for i, (x, size) in enumerate(zip(batched_inputs, images.image_sizes)):
             height, width = self.output_size(x, size)
             result = self.semantic_result(logits[i], size, height, width)
-            result["instances"] = detector_postprocess(detections[i], size, height, width, self.thing_class_ids)
+            result["instances"] = self.instances_result(detections[i], size, height, width)
             if self.combine_on:
-                result["panoptic_seg"] = combine_semantic_and_instances(
-                    result["instances"], result["segmentation_image"], self.combine_overlap_threshold,
-                    self.combine_stuff_area_threshold, self.combine_instances_score_threshold,
-                    self.stuff_class_ids,
-                )
+                result["panoptic_seg"] = self.panoptic_result(result["instances"], result["segmentation_image"])
             results.append(result)
         return results
+
+    def detect(self, images: ImageList, features: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        """torchvision's detections (boxes, labels 1..K, scores, mask probabilities) of a batch,
+        in network-input pixels, from its FPN features."""
+        proposals, _ = self.rpn(images, features)
+        detections, _ = self.roi_heads(features, proposals, images.image_sizes)
+        return detections
+
+    def logits_and_detections(self, images: ImageList) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
+        """Class logits and detections of a preprocessed batch in inference, the backbone run once
+        for both (what tiled inference runs on each tile)."""
+        features = self.backbone(images.tensors)
+        return self.sem_seg_head(features), self.detect(images, features)
+
+    def instances_result(self, detections: dict[str, torch.Tensor], image_size: tuple[int, int], height: int,
+                         width: int, cropped: bool = False) -> Instances:
+        """One image's detections as `Instances` at (height, width); `cropped`: masks as crops."""
+        return detector_postprocess(detections, image_size, height, width, self.thing_class_ids, cropped=cropped)
+
+    def panoptic_result(self, instances: Instances, segmentation_image: torch.Tensor) -> tuple[torch.Tensor, list]:
+        """`panoptic_seg` of the instances and the segmentation_image, with the model's fusion settings."""
+        return combine_semantic_and_instances(
+            instances, segmentation_image, self.combine_overlap_threshold, self.combine_stuff_area_threshold,
+            self.combine_instances_score_threshold, self.stuff_class_ids,
+        )

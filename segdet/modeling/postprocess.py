@@ -2,12 +2,15 @@
 instances at the original size, and the panoptic fusion of instances and stuff."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.models.detection.roi_heads import paste_masks_in_image
+from torchvision.models.detection.roi_heads import expand_boxes, expand_masks, paste_masks_in_image
 from torchvision.ops import clip_boxes_to_image
 
+from segdet.structures.cropped_masks import CroppedMasks, instance_mask_crops
 from segdet.structures.instances import Instances
+from segdet.utils.arrays import to_numpy
 
 
 def sem_seg_postprocess(logits: torch.Tensor, image_size: tuple[int, int], output_height: int,
@@ -73,11 +76,33 @@ def segmentation_from_scores(scores: torch.Tensor, ignore_class_ids: list[int] =
     return labels, best.to(torch.float32)
 
 
+def paste_mask_crops(masks: torch.Tensor, boxes: torch.Tensor, image_size: tuple[int, int],
+                     threshold: float = 0.5, padding: int = 1) -> CroppedMasks:
+    """The mask head's N x 1 x M x M probabilities as crops: each resized into its box and
+    thresholded there, never pasted into a full-image mask. The pixels are exactly those of
+    torchvision's `paste_masks_in_image` (same box expansion, rounding and interpolation)."""
+    height, width = image_size
+    masks, scale = expand_masks(masks, padding=padding)
+    boxes = expand_boxes(boxes, scale).to(dtype=torch.int64).tolist()
+    crops, origins = [], []
+    for mask, (bx0, by0, bx1, by1) in zip(masks, boxes):
+        # torchvision's paste_mask_in_image, cut to the part of the box inside the image.
+        h, w = max(by1 - by0 + 1, 1), max(bx1 - bx0 + 1, 1)
+        resized = F.interpolate(mask[None], size=(h, w), mode="bilinear", align_corners=False)[0, 0]
+        x0, x1, y0, y1 = max(bx0, 0), min(bx1 + 1, width), max(by0, 0), min(by1 + 1, height)
+        crop = resized[y0 - by0:max(y1, y0) - by0, x0 - bx0:max(x1, x0) - bx0] > threshold
+        crops.append(crop.cpu().numpy())
+        origins.append((min(y0, height), min(x0, width)))
+    return CroppedMasks(image_size, crops, np.asarray(origins, dtype=np.int64).reshape(-1, 2))
+
+
 def detector_postprocess(detections: dict[str, torch.Tensor], image_size: tuple[int, int], output_height: int,
-                         output_width: int, thing_class_ids: list[int], mask_threshold: float = 0.5) -> Instances:
+                         output_width: int, thing_class_ids: list[int], mask_threshold: float = 0.5,
+                         cropped: bool = False) -> Instances:
     """torchvision's detections of one image as `Instances` at the original size: boxes scaled
     from the network's input size and clipped, masks pasted there, torchvision's labels (1..K)
-    turned into class ids."""
+    turned into class ids. `cropped`: the masks as `pred_mask_crops` (each only over its box)
+    instead of N x H x W `pred_masks`."""
     scale_y = output_height / image_size[0]
     scale_x = output_width / image_size[1]
     boxes = detections["boxes"]
@@ -87,14 +112,23 @@ def detector_postprocess(detections: dict[str, torch.Tensor], image_size: tuple[
     labels = detections["labels"]
     result = Instances((output_height, output_width), pred_boxes=boxes, scores=detections["scores"],
                        pred_classes=class_map[labels - 1] if len(boxes) else labels)
-    if "masks" in detections:
-        if len(boxes):
-            pasted = paste_masks_in_image(detections["masks"], boxes, (output_height, output_width), padding=1)
-            result.set("pred_masks", pasted[:, 0] > mask_threshold)
-        else:
-            result.set("pred_masks", torch.zeros((0, output_height, output_width), dtype=torch.bool,
-                                                 device=boxes.device))
+    if "masks" not in detections:
+        return result
+    if cropped:
+        result.set("pred_mask_crops", paste_mask_crops(detections["masks"], boxes, (output_height, output_width),
+                                                       mask_threshold))
+    elif len(boxes):
+        pasted = paste_masks_in_image(detections["masks"], boxes, (output_height, output_width), padding=1)
+        result.set("pred_masks", pasted[:, 0] > mask_threshold)
+    else:
+        result.set("pred_masks", torch.zeros((0, output_height, output_width), dtype=torch.bool,
+                                             device=boxes.device))
     return result
+
+
+# Rows of the image handled at once where the fusion reads the whole image: its temporaries
+# stay small whatever the image size.
+FUSION_ROWS = 512
 
 
 def combine_semantic_and_instances(instances: Instances, segmentation_image: torch.Tensor, overlap_threshold: float,
@@ -105,39 +139,67 @@ def combine_semantic_and_instances(instances: Instances, segmentation_image: tor
     more than `overlap_threshold` of its pixels are already taken (or all are); then each stuff
     class of the semantic result fills free pixels if it covers at least `stuff_area_threshold`.
 
+    Instance masks are read as crops (`pred_masks` or `pred_mask_crops`), each over its own
+    extent, and the stuff classes a band of rows at a time: memory beyond the output is that of
+    the masks, whatever the image size. Computed on the CPU.
+
     Returns:
-        panoptic_seg: (H, W) int32 segment ids, 0 = void; segments_info: one dict per segment.
+        panoptic_seg: (H, W) int32 segment ids, 0 = void, on segmentation_image's device;
+        segments_info: one dict per segment.
     """
-    panoptic_seg = torch.zeros_like(segmentation_image, dtype=torch.int32)
+    semantic = to_numpy(segmentation_image)
+    panoptic_seg = np.zeros(semantic.shape, dtype=np.int32)
     segments_info: list[dict] = []
-    next_id = 1
-    masks = instances.get("pred_masks")
-    if masks is not None and len(masks):
-        order = torch.argsort(instances.scores, descending=True)
-        for idx in order.tolist():
-            score = float(instances.scores[idx])
+    crops = instance_mask_crops(instances)
+    if crops is not None and len(crops):
+        scores = to_numpy(instances.scores).astype(np.float64).reshape(-1)
+        classes = to_numpy(instances.pred_classes).reshape(-1)
+        # A stable sort: instances of equal score keep their order (deterministic).
+        for idx in np.argsort(-scores, kind="stable").tolist():
+            score = float(scores[idx])
             if score < instances_score_threshold:
                 break
-            mask = masks[idx]
+            mask = crops.crop(idx)
             area = int(mask.sum())
             if area == 0:
                 continue
-            free = mask & (panoptic_seg == 0)
+            y0, x0, y1, x1 = crops.region(idx)
+            taken = panoptic_seg[y0:y1, x0:x1]
+            free = mask & (taken == 0)
             free_area = int(free.sum())
             # detectron2's rule: drop an instance when the share of it already taken exceeds the threshold.
             if free_area == 0 or (area - free_area) / area > overlap_threshold:
                 continue
-            panoptic_seg[free] = next_id
-            segments_info.append({"id": next_id, "isthing": True, "score": score,
-                                  "category_id": int(instances.pred_classes[idx]),
-                                  "instance_id": idx, "area": free_area})
-            next_id += 1
+            segment_id = len(segments_info) + 1
+            taken[free] = segment_id
+            segments_info.append({"id": segment_id, "isthing": True, "score": score,
+                                  "category_id": int(classes[idx]), "instance_id": idx, "area": free_area})
+    _add_stuff_segments(panoptic_seg, semantic, stuff_class_ids, stuff_area_threshold, segments_info)
+    return torch.from_numpy(panoptic_seg).to(segmentation_image.device), segments_info
+
+
+def _add_stuff_segments(panoptic_seg: np.ndarray, semantic: np.ndarray, stuff_class_ids: list[int],
+                        area_threshold: int, segments_info: list[dict]) -> None:
+    """Each stuff class's free pixels as one segment when they are at least `area_threshold`, in
+    the order of `stuff_class_ids`: their areas counted band by band, then the bands labeled."""
+    if not stuff_class_ids:
+        return
+    size = max(int(semantic.max(initial=0)), max(stuff_class_ids)) + 1
+    areas = np.zeros(size, dtype=np.int64)
+    for y in range(0, semantic.shape[0], FUSION_ROWS):
+        rows = slice(y, y + FUSION_ROWS)
+        areas += np.bincount(semantic[rows][panoptic_seg[rows] == 0].ravel(), minlength=size)[:size]
+    segment_of_class = np.zeros(size, dtype=np.int32)
     for class_id in stuff_class_ids:
-        region = (segmentation_image == class_id) & (panoptic_seg == 0)
-        area = int(region.sum())
-        if area < stuff_area_threshold:
+        if areas[class_id] < area_threshold:
             continue
-        panoptic_seg[region] = next_id
-        segments_info.append({"id": next_id, "isthing": False, "category_id": int(class_id), "area": area})
-        next_id += 1
-    return panoptic_seg, segments_info
+        segment_of_class[class_id] = len(segments_info) + 1
+        segments_info.append({"id": len(segments_info) + 1, "isthing": False, "category_id": int(class_id),
+                              "area": int(areas[class_id])})
+    if not segment_of_class.any():
+        return
+    for y in range(0, semantic.shape[0], FUSION_ROWS):
+        rows = slice(y, y + FUSION_ROWS)
+        band = panoptic_seg[rows]
+        free = band == 0
+        band[free] = segment_of_class[semantic[rows][free]]

@@ -7,15 +7,16 @@ import numpy as np
 
 from segdet.errors import DataError
 from segdet.structures.boxes import BoxMode, convert_boxes
+from segdet.structures.cropped_masks import instance_mask_crops
 from segdet.structures.instances import Instances
-from segdet.structures.masks import masks_to_rles
 
 
 def instances_to_coco_results(instances: Instances, image_id: Any) -> list[dict]:
     """COCO result dicts of one image's predicted instances.
 
     Args:
-        instances: `pred_boxes` Nx4 XYXY, `scores` N, `pred_classes` N (class ids), `pred_masks` NxHxW (optional).
+        instances: `pred_boxes` Nx4 XYXY, `scores` N, `pred_classes` N (class ids), and optionally
+            `pred_masks` NxHxW or `pred_mask_crops` (RLEs at image coordinates either way).
         image_id: stored as each result's `image_id`.
     Returns:
         [{image_id, category_id (the class id), bbox XYWH, score, segmentation (RLE, counts str)?}].
@@ -27,10 +28,8 @@ def instances_to_coco_results(instances: Instances, image_id: Any) -> list[dict]
     if not len(boxes) == len(scores) == len(classes):
         raise DataError(f"image {image_id}: predicted instances have {len(boxes)} boxes, {len(scores)} scores "
                         f"and {len(classes)} classes")
-    rles = None
-    if instances.has("pred_masks") and len(boxes):
-        masks = instances.pred_masks
-        rles = masks_to_rles(masks if masks.dtype == np.bool_ else masks >= 0.5)
+    crops = instance_mask_crops(instances) if len(boxes) else None
+    rles = crops.rles() if crops is not None else None
     results = []
     for k in range(len(boxes)):
         result = {

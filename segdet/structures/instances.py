@@ -9,10 +9,13 @@ the evaluators and the pictures (detectron2's `Instances`, with its field names)
         pred_boxes  (N, 4) float32 XYXY
         scores      (N,) float32
         pred_classes (N,) int64 class ids
-        pred_masks  (N, H, W) bool
+        pred_masks  (N, H, W) bool (whole-image inference)
+        pred_mask_crops  a `CroppedMasks` instead of `pred_masks` (tiled inference): each mask
+                    cut to its extent, never a full-image mask; read either with
+                    `structures.cropped_masks.instance_mask_crops`
 
-Fields are torch tensors or numpy arrays, all of length N. The module imports neither torch
-nor numpy-heavy code, so the pictures can use it without loading torch.
+Fields are torch tensors, numpy arrays or CroppedMasks, all of length N. The module imports
+neither torch nor numpy-heavy code, so the pictures can use it without loading torch.
 """
 from __future__ import annotations
 
@@ -78,11 +81,15 @@ class Instances:
                                               for k, v in self._fields.items()})
 
     def numpy(self) -> "Instances":
-        """The same instances with every field a numpy array."""
+        """The same instances with every tensor field a numpy array (CroppedMasks are kept)."""
         import numpy as np
 
-        return Instances(self._image_size, **{k: v.detach().cpu().numpy() if _is_tensor(v) else np.asarray(v)
-                                              for k, v in self._fields.items()})
+        def convert(v: Any) -> Any:
+            if _is_tensor(v):
+                return v.detach().cpu().numpy()
+            return v.numpy() if hasattr(v, "numpy") else np.asarray(v)
+
+        return Instances(self._image_size, **{k: convert(v) for k, v in self._fields.items()})
 
     def __repr__(self) -> str:
         return f"Instances(num_instances={len(self)}, image_size={self._image_size}, fields={list(self._fields)})"

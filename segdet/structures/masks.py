@@ -92,6 +92,34 @@ def masks_to_rles(masks: np.ndarray) -> list[dict]:
     return [{"size": [int(v) for v in r["size"]], "counts": r["counts"].decode("ascii")} for r in encoded]
 
 
+def crop_to_rle(crop: np.ndarray, top: int, left: int, height: int, width: int) -> dict:
+    """The compressed RLE (str counts) of a height x width mask that is zero except for `crop`
+    placed with its top-left pixel at (top, left), without making the full-size mask.
+
+    COCO's RLE runs over the pixels column by column: each run boundary of the crop's columns
+    (padded with a zero row above and below) is a boundary of the full mask at
+    (left + column) * height + top + row; a run that ends where the next one starts (a crop
+    of full height, continued in the next column) is one run.
+    """
+    crop = np.asarray(crop, dtype=bool)
+    h, w = crop.shape
+    if top < 0 or left < 0 or top + h > height or left + w > width:
+        raise DataError(f"a {h}x{w} mask crop at row {top}, column {left} does not fit a {height}x{width} image")
+    padded = np.zeros((w, h + 2), dtype=np.int8)  # one row of the crop's columns each
+    padded[:, 1:-1] = crop.T
+    column, row = np.nonzero(np.diff(padded, axis=1))
+    boundaries = (left + column).astype(np.int64) * height + top + row
+    # A run ending where the next begins is no boundary: drop both (only for full-height crops).
+    joined = np.flatnonzero(boundaries[1:] == boundaries[:-1])
+    if joined.size:
+        boundaries = np.delete(boundaries, np.concatenate([joined, joined + 1]))
+    counts = np.diff(np.concatenate([[0], boundaries, [height * width]]))
+    if len(counts) > 1 and counts[-1] == 0:  # a mask ending on its last pixel has no final background run
+        counts = counts[:-1]
+    rle = mask_util.frPyObjects({"size": [height, width], "counts": counts.tolist()}, height, width)
+    return {"size": [int(height), int(width)], "counts": rle["counts"].decode("ascii")}
+
+
 def annotations_from_masks(masks: Sequence[np.ndarray], category_ids: Sequence[int],
                            crowd: Optional[Sequence[bool]] = None) -> list[dict]:
     """Dataset-dict annotations of HxW masks: compressed RLE, its XYWH box, the class id, iscrowd."""

@@ -10,6 +10,7 @@ import numpy as np
 
 from segdet.errors import DataError
 from segdet.structures.boxes import BoxMode, to_xyxy
+from segdet.structures.cropped_masks import CroppedMasks
 from segdet.structures.masks import mask_boxes, segmentation_to_mask
 from segdet.structures.metadata import Metadata
 from segdet.utils.arrays import to_numpy
@@ -26,17 +27,15 @@ from segdet.visualization.primitives import (
 )
 
 
-def _mask_outline(image: np.ndarray, mask: np.ndarray, color: Color, thickness: int) -> None:
-    """Draw the contours of a binary mask (outer and hole boundaries) in place."""
-    mask = np.asarray(mask, dtype=bool)
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
+def _mask_outline(image: np.ndarray, masks: CroppedMasks, k: int, color: Color, thickness: int) -> None:
+    """Draw the contours of mask k (outer and hole boundaries) in place, from its crop: cheap for
+    small instances on big images, and no full-image mask."""
+    crop = masks.crop(k)
+    if not crop.size:
         return
-    cols = np.flatnonzero(mask.any(axis=0))
-    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    # Contours of the crop only: cheap for small instances on big images.
-    crop = np.ascontiguousarray(mask[r0:r1, c0:c1], dtype=np.uint8)
-    contours, _ = cv2.findContours(crop, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE, offset=(int(c0), int(r0)))
+    top, left = masks.region(k)[:2]
+    contours, _ = cv2.findContours(np.ascontiguousarray(crop, dtype=np.uint8), cv2.RETR_LIST,
+                                   cv2.CHAIN_APPROX_NONE, offset=(left, top))
     cv2.drawContours(image, contours, -1, color, thickness, cv2.LINE_8)
 
 
@@ -73,7 +72,7 @@ def draw_instances(
 
     Args:
         image: HxWx3 RGB uint8 (not modified).
-        masks: NxHxW masks (bool or 0/1).
+        masks: NxHxW masks (bool or 0/1), or a CroppedMasks of the image's size.
         class_ids: N class ids.
         metadata: class names and colors.
         boxes: Nx4 XYXY boxes (label positions); None = the masks' bounding boxes.
@@ -82,21 +81,28 @@ def draw_instances(
         A copy of the image with the outlines and labels.
     """
     out = check_image(image).copy()
-    masks = to_numpy(masks)
     class_ids = [int(c) for c in to_numpy(class_ids).reshape(-1)]
-    if masks.size == 0 or not class_ids:
+    if not isinstance(masks, CroppedMasks):
+        masks = to_numpy(masks)
+        if masks.size == 0 or not class_ids:
+            return out
+        if masks.ndim != 3 or masks.shape[1:] != out.shape[:2]:
+            raise DataError(f"instance masks have shape {masks.shape}; expected Nx{out.shape[0]}x{out.shape[1]}")
+        masks = CroppedMasks.from_masks(masks)
+    if not len(masks) or not class_ids:
         return out
-    if masks.ndim != 3 or masks.shape[1:] != out.shape[:2]:
-        raise DataError(f"instance masks have shape {masks.shape}; expected Nx{out.shape[0]}x{out.shape[1]}")
-    boxes_np = to_numpy(boxes).reshape(-1, 4) if boxes is not None else None
+    if masks.image_size != out.shape[:2]:
+        raise DataError(f"instance masks are of a {masks.image_size[0]}x{masks.image_size[1]} image; the picture is "
+                        f"{out.shape[0]}x{out.shape[1]}")
+    boxes_np = to_numpy(boxes).reshape(-1, 4) if boxes is not None else masks.boxes()
     thickness = line_thickness(*out.shape[:2])
     placed = []
     for i, c in enumerate(class_ids):
         known = 0 <= c < metadata.num_classes
         color = metadata.class_colors[c] if known else NOT_A_CLASS_COLOR
-        _mask_outline(out, masks[i], outline_color(color), thickness)
-        box = boxes_np[i] if boxes_np is not None else mask_boxes(masks[i:i + 1])[0]
-        if not masks[i].any() and boxes_np is None:
+        _mask_outline(out, masks, i, outline_color(color), thickness)
+        box = boxes_np[i]
+        if not masks.crop(i).size and boxes is None:
             continue
         name = metadata.class_names[c] if known else f"class {c}?"
         placed.append((labels[i] if labels is not None else name, box, color))

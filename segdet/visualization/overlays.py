@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 from segdet.errors import DataError
+from segdet.structures.cropped_masks import instance_mask_crops
 from segdet.structures.instances import Instances
 from segdet.structures.metadata import Metadata
 from segdet.utils.arrays import to_numpy
@@ -41,8 +42,8 @@ def draw_overlay(
         image: HxWx3 RGB uint8 (or HxW gray).
         segmentation_image: HxW class ids (a model's `segmentation_image` or a decoded label file).
         metadata: classes, colors, ignore classes.
-        instances: a model output's `Instances` (`pred_masks` NxHxW bool, `pred_classes`
-            class ids, `scores`, `pred_boxes` Nx4 XYXY); each instance with score >=
+        instances: a model output's `Instances` (`pred_masks` NxHxW bool or `pred_mask_crops`,
+            `pred_classes` class ids, `scores`, `pred_boxes` Nx4 XYXY); each instance with score >=
             `score_threshold` is outlined and labeled "<class> 0.93".
         alpha: weight of the class colors (0 = image only, 1 = colors only).
         score_threshold: instances below this score are not drawn.
@@ -55,13 +56,13 @@ def draw_overlay(
     check_same_size(img, seg)
     out = blend(img, colorize(seg, metadata), alpha)
     drawn_classes: list[int] = []
-    if instances:
-        masks = to_numpy(instances.get("pred_masks", np.zeros((0,) + seg.shape, dtype=bool)))
+    masks = instance_mask_crops(instances) if instances else None
+    if masks is not None and len(masks):
         classes = to_numpy(instances.get("pred_classes", np.zeros(0, dtype=np.int64))).reshape(-1)
         scores = to_numpy(instances.get("scores", np.ones(len(classes)))).reshape(-1).astype(np.float64)
         boxes = instances.get("pred_boxes")
         keep = np.flatnonzero(scores >= score_threshold)
-        if keep.size and masks.size:
+        if keep.size:
             boxes_np = to_numpy(boxes).reshape(-1, 4)[keep] if boxes is not None else None
             kept_classes = [int(c) for c in classes[keep]]
             labels = []

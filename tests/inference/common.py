@@ -29,3 +29,10 @@ def save_tiny_checkpoint(folder, mask_on=False, seed=0, correction=0.0, class_we
 
 def random_image(h=48, w=64, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def whole_image_output(model, image):
+    """The model's output dict of one HxWx3 image, whole (no test-time resize), without gradients."""
+    h, w = image.shape[:2]
+    with torch.no_grad():
+        return model([{"image": torch.from_numpy(image.transpose(2, 0, 1).copy()), "height": h, "width": w}])[0]

@@ -11,6 +11,7 @@ from segdet.checkpoint import atomic_torch_save
 from segdet.data.catalog import DatasetCatalog, MetadataCatalog, register_dataset
 from segdet.errors import CheckpointError, ConfigError, DataError
 from segdet.inference.predictor import Predictor
+from segdet.inference.tiling import TiledSegmenter
 from tests.inference.common import random_image, save_tiny_checkpoint
 from tests.modeling.test_meta_arch import METADATA
 
@@ -88,22 +89,26 @@ def test_batch_of_mixed_sizes_equals_one_by_one(semantic):
         assert torch.allclose(out["sem_seg"], single["sem_seg"], atol=1e-4)  # batched convolutions round differently
 
 
-def test_tiling_from_the_config_and_no_instances_for_tiled_images(panoptic, caplog):
-    path, _, _ = panoptic
+def test_tiling_from_the_config_with_instances_for_tiled_images(panoptic):
+    path, _, model = panoptic
     predictor = Predictor.from_checkpoint(path, ["TEST.TILE_SIZE", "64", "TEST.TILE_MERGE", "mean"])
     small = random_image(48, 64)
     whole = Predictor.from_checkpoint(path)(small)
-    one_tile = predictor(small)  # fits one tile: whole-image inference, instances included
+    one_tile = predictor(small)  # fits one tile: whole-image inference
     assert torch.equal(one_tile["segmentation_image"], whole["segmentation_image"])
-    assert "instances" in one_tile
-    with caplog.at_level("WARNING", logger="segdet.inference.predictor"):
-        big = predictor(random_image(80, 100))
-    assert set(big) == {"sem_seg", "segmentation_image", "segmentation_confidence"}
-    assert big["segmentation_image"].shape == (80, 100)
+    assert torch.equal(one_tile["instances"].pred_masks, whole["instances"].pred_masks)
+    image = random_image(80, 100)
+    big = predictor(image)
+    assert set(big) == {"sem_seg", "segmentation_image", "segmentation_confidence", "instances", "panoptic_seg"}
+    assert big["segmentation_image"].shape == (80, 100) and big["panoptic_seg"][0].shape == (80, 100)
     assert torch.allclose(big["sem_seg"].sum(0), torch.ones(80, 100), atol=1e-5)  # "mean" keeps probabilities
-    assert "no instances" in caplog.text
+    # Instances stitched across the tiles, masks as crops; the same as the tiler's own.
+    instances = big["instances"]
+    expected = TiledSegmenter(model, 64, 0.5, "mean")(image)["instances"]
+    assert len(instances) > 0 and instances.has("pred_mask_crops") and not instances.has("pred_masks")
+    assert torch.equal(instances.scores, expected.scores) and torch.equal(instances.pred_boxes, expected.pred_boxes)
     # A call's own tile size wins over the config's; 0 turns tiling off.
-    assert "instances" in predictor(random_image(80, 100), tile_size=0)
+    assert predictor(image, tile_size=0)["instances"].has("pred_masks")
 
 
 def test_missing_or_unfit_model_files(tmp_path, semantic):

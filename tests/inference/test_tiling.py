@@ -7,7 +7,7 @@ from torchvision.models.detection.image_list import ImageList
 
 from segdet.errors import ConfigError
 from segdet.inference.tiling import TiledSegmenter, tile_starts, tile_weight, tile_windows, window_ramp
-from tests.inference.common import random_image, save_tiny_checkpoint
+from tests.inference.common import random_image, save_tiny_checkpoint, whole_image_output
 
 # ----------------------------------------------------------------------------- windows
 
@@ -289,19 +289,13 @@ def corrected(tmp_path_factory):
                                 class_weights=CORRECTION_WEIGHTS)
 
 
-def _whole(model, image):
-    h, w = image.shape[:2]
-    with torch.no_grad():
-        return model([{"image": torch.from_numpy(image.transpose(2, 0, 1).copy()), "height": h, "width": w}])[0]
-
-
 def test_one_tile_applies_the_class_weight_correction(corrected):
     _, _, model = corrected
     image = random_image(48, 64, seed=5)
-    whole = _whole(model, image)
+    whole = whole_image_output(model, image)
     model.class_weight_correction = 0.0
     try:
-        uncorrected = _whole(model, image)
+        uncorrected = whole_image_output(model, image)
     finally:
         model.class_weight_correction = 1.0
     # The correction matters for this model: one pixel in ten changes class.
@@ -321,7 +315,7 @@ def test_many_tiles_merge_the_corrected_scores_of_each_tile(corrected, merge):
     total = torch.zeros(4, 40, 56)
     weights = torch.zeros(40, 56)
     for y0, x0, y1, x1 in windows:
-        scores = _whole(model, np.ascontiguousarray(image[y0:y1, x0:x1]))["sem_seg"]
+        scores = whole_image_output(model, np.ascontiguousarray(image[y0:y1, x0:x1]))["sem_seg"]
         if merge == "max":
             total[:, y0:y1, x0:x1] = torch.maximum(total[:, y0:y1, x0:x1], scores)
         else:

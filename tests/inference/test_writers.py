@@ -14,7 +14,9 @@ from segdet.data.label_codec import LabelCodec
 from segdet.structures.metadata import Metadata
 from segdet.errors import ConfigError
 from segdet.inference.writers import CocoResultsWriter, write_confidence, write_overlay, write_segmentation
+from segdet.structures.cropped_masks import CroppedMasks
 from segdet.structures.instances import Instances
+from segdet.structures.masks import mask_boxes
 from tests.modeling.test_meta_arch import METADATA
 
 IDS = np.array([[0, 1, 2], [2, 1, 0]], dtype=np.int64)
@@ -108,3 +110,36 @@ def test_coco_results_json(tmp_path):
     decoded = mask_util.decode({"size": results[1]["segmentation"]["size"],
                                 "counts": results[1]["segmentation"]["counts"].encode()})
     assert np.array_equal(decoded.astype(bool), masks[1].numpy())
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pycocotools' decode under numpy 2
+def test_cropped_masks_give_the_same_overlay_and_coco_results(tmp_path):
+    # What tiled inference outputs: masks as crops. The files must be those of full-image masks.
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    seg = rng.integers(0, 3, (60, 80))
+    masks = np.zeros((3, 60, 80), bool)
+    masks[0, 5:20, 8:30] = True
+    masks[1, 30:59, 40:80] = rng.random((29, 40)) < 0.8
+    masks[2, 0:60, 0:3] = True
+    fields = dict(pred_boxes=torch.from_numpy(mask_boxes(masks)), scores=torch.tensor([0.9, 0.7, 0.6]),
+                  pred_classes=torch.tensor([1, 2, 1]))
+    whole = Instances((60, 80), pred_masks=torch.from_numpy(masks), **fields)
+    cropped = Instances((60, 80), pred_mask_crops=CroppedMasks.from_masks(masks), **fields)
+    pictures = []
+    for name, instances in (("whole", whole), ("cropped", cropped)):
+        path = write_overlay(str(tmp_path / f"{name}.png"), image, {"segmentation_image": seg, "instances": instances},
+                             METADATA)
+        pictures.append(cv2.imread(path))
+    assert np.array_equal(pictures[0], pictures[1])
+    no_instances = write_overlay(str(tmp_path / "none.png"), image, {"segmentation_image": seg}, METADATA)
+    assert not np.array_equal(cv2.imread(no_instances), pictures[1])  # the outlines are drawn
+    writer = CocoResultsWriter(str(tmp_path / "coco.json"))
+    writer.add("whole", whole)
+    writer.add("cropped", cropped)
+    with open(writer.write()) as f:
+        results = json.load(f)
+    assert [dict(r, image_id=0) for r in results[:3]] == [dict(r, image_id=0) for r in results[3:]]
+    for r, mask in zip(results[3:], masks):
+        assert np.array_equal(mask_util.decode(dict(r["segmentation"], counts=r["segmentation"]["counts"].encode())),
+                              mask)

@@ -1,7 +1,10 @@
 import math
 
+import numpy as np
 import torch
+from torchvision.models.detection.roi_heads import paste_masks_in_image
 
+from segdet.structures.cropped_masks import CroppedMasks
 from segdet.structures.instances import Instances
 from segdet.modeling.postprocess import (
     class_score_offsets,
@@ -9,6 +12,7 @@ from segdet.modeling.postprocess import (
     combine_semantic_and_instances,
     detector_postprocess,
     ignore_class_mask,
+    paste_mask_crops,
     segmentation_from_scores,
 )
 
@@ -106,3 +110,68 @@ def test_panoptic_fusion_overlap_threshold_has_detectron2_meaning():
         _, info = combine_semantic_and_instances(instances, seg, overlap_threshold=threshold, stuff_area_threshold=1,
                                                  instances_score_threshold=0.5, stuff_class_ids=[0])
         assert sum(s["isthing"] for s in info) == kept, threshold
+
+
+def test_mask_crops_hold_exactly_the_pixels_torchvision_pastes():
+    torch.manual_seed(0)
+    height, width = 40, 50
+    # Boxes inside, on each border, tiny (< 1 px) and the whole image; mask probabilities around 0.5.
+    boxes = torch.tensor([[5.3, 7.8, 20.1, 30.6], [0.0, 0.0, 12.0, 9.0], [41.2, 30.0, 50.0, 40.0],
+                          [10.0, 10.0, 10.4, 10.3], [0.0, 0.0, 50.0, 40.0], [30.5, 0.0, 49.9, 17.2]])
+    masks = torch.rand(len(boxes), 1, 28, 28)
+    expected = paste_masks_in_image(masks, boxes, (height, width), padding=1)[:, 0] > 0.5
+    crops = paste_mask_crops(masks, boxes, (height, width))
+    assert len(crops) == len(boxes)
+    for k in range(len(boxes)):
+        assert np.array_equal(crops.paste(k), expected[k].numpy()), k
+    det = {"boxes": boxes, "scores": torch.linspace(0.9, 0.4, len(boxes)), "labels": torch.ones(len(boxes), dtype=torch.int64),
+           "masks": masks}
+    whole = detector_postprocess(det, (height, width), height, width, [1])
+    cropped = detector_postprocess(det, (height, width), height, width, [1], cropped=True)
+    assert not cropped.has("pred_masks") and torch.equal(cropped.pred_boxes, whole.pred_boxes)
+    assert all(np.array_equal(cropped.pred_mask_crops.paste(k), whole.pred_masks[k].numpy()) for k in range(len(boxes)))
+
+
+def reference_fusion(masks, scores, classes, seg, overlap, stuff_area, score_threshold, stuff_ids):
+    """detectron2's fusion over full-image masks, in numpy (segments as (id, category, area))."""
+    pan = np.zeros(seg.shape, np.int32)
+    segments = []
+    for k in sorted(range(len(scores)), key=lambda k: -scores[k]):
+        if scores[k] < score_threshold:
+            break
+        area = int(masks[k].sum())
+        free = masks[k] & (pan == 0)
+        if area == 0 or free.sum() == 0 or (area - free.sum()) / area > overlap:
+            continue
+        pan[free] = len(segments) + 1
+        segments.append((len(segments) + 1, int(classes[k]), int(free.sum())))
+    for c in stuff_ids:
+        region = (seg == c) & (pan == 0)
+        if region.sum() >= stuff_area:
+            pan[region] = len(segments) + 1
+            segments.append((len(segments) + 1, c, int(region.sum())))
+    return pan, segments
+
+
+def test_fusion_of_crops_in_bands_equals_the_full_image_fusion(monkeypatch):
+    import segdet.modeling.postprocess as postprocess
+
+    monkeypatch.setattr(postprocess, "FUSION_ROWS", 7)  # several bands, the last one partial
+    rng = np.random.default_rng(3)
+    height, width = 45, 38
+    seg = rng.integers(0, 4, (height, width))
+    seg[20:, :] = 2  # a large stuff region
+    masks = np.zeros((12, height, width), bool)
+    for k in range(12):
+        y, x = rng.integers(0, height - 5), rng.integers(0, width - 5)
+        masks[k, y:y + rng.integers(2, 15), x:x + rng.integers(2, 15)] = rng.random() < 0.95
+    scores = rng.random(12).astype(np.float32)
+    classes = rng.integers(1, 3, 12)
+    expected, segments = reference_fusion(masks, scores, classes, seg, 0.5, 30, 0.2, [0, 2, 3])
+    for field, value in (("pred_masks", torch.from_numpy(masks)), ("pred_mask_crops", CroppedMasks.from_masks(masks))):
+        instances = Instances((height, width), scores=torch.from_numpy(scores), pred_classes=torch.from_numpy(classes),
+                              **{field: value})
+        pan, info = combine_semantic_and_instances(instances, torch.from_numpy(seg), 0.5, 30, 0.2, [0, 2, 3])
+        assert pan.dtype == torch.int32 and np.array_equal(pan.numpy(), expected), field
+        assert [(s["id"], s["category_id"], s["area"]) for s in info] == segments
+    assert sum(not s["isthing"] for s in info) >= 2 and sum(s["isthing"] for s in info) >= 4

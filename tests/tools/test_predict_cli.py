@@ -13,6 +13,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pycocotools.mask as mask_util
 import pytest
 import torch
 
@@ -21,6 +22,7 @@ from segdet.errors import ConfigError, DataError
 from segdet.data.prediction_folder import read_manifest
 from segdet.inference.predict_files import collect_inputs, output_stems
 from segdet.inference.predictor import Predictor
+from segdet.inference.writers import write_overlay
 from tests.inference.common import random_image, save_tiny_checkpoint
 from tests.modeling.test_meta_arch import METADATA
 
@@ -102,6 +104,31 @@ def test_all_outputs_of_a_panoptic_model(tmp_path, panoptic):
         assert all(r["segmentation"]["size"] == list(image.shape[:2]) for r in mine)
         assert sorted(r["score"] for r in mine) == pytest.approx(sorted(expected["instances"].scores.tolist()))
     assert {r["category_id"] for r in coco} <= set(METADATA.thing_class_ids)
+
+
+def test_tiled_images_get_instances_in_the_coco_json(tmp_path, panoptic):
+    path, _, _ = panoptic
+    images = write_images(tmp_path / "in", {"big.png": (90, 120), "small.png": (48, 64)})
+    out = tmp_path / "out"
+    assert tool_main("--weights", path, "--input", tmp_path / "in", "--output", out, "--tile-size", "64") == 0
+    predictor = Predictor.from_checkpoint(path)
+    with open(out / "coco_instances_results.json") as f:
+        coco = json.load(f)
+    expected = predictor(images["big.png"], tile_size=64)
+    mine = [r for r in coco if r["image_id"] == "big"]
+    assert len(mine) == len(expected["instances"]) > 0
+    crops = expected["instances"].pred_mask_crops
+    for k, r in enumerate(mine):
+        assert r["segmentation"]["size"] == [90, 120]  # RLE at image coordinates
+        decoded = mask_util.decode(dict(r["segmentation"], counts=r["segmentation"]["counts"].encode()))
+        assert np.array_equal(decoded, crops.paste(k))
+        assert r["score"] == pytest.approx(float(expected["instances"].scores[k]))
+    assert {r["image_id"] for r in coco} == {"big", "small"}
+    # The overlay of the tiled image: the picture of its output (outlines from the crops; the
+    # tiny model's scores are below the drawing threshold, see test_writers for the outlines).
+    reference = write_overlay(str(tmp_path / "expected.jpg"), images["big.png"], expected, predictor.metadata)
+    assert np.array_equal(cv2.imread(str(out / "big_overlay.jpg")), cv2.imread(reference))
+    assert "semantic outputs only" not in (out / "log.txt").read_text()
 
 
 def test_config_file_with_weights_overrides_and_other_formats(tmp_path, semantic):

@@ -10,6 +10,7 @@ from segdet.config.experiment import check_config_matches, instances_enabled
 from segdet.structures.metadata import Metadata
 from segdet.errors import ConfigError
 from segdet.modeling.meta_arch import META_ARCH_REGISTRY
+from segdet.utils.precision import autocast_dtype
 
 
 def resolve_device(name: str) -> torch.device:
@@ -50,7 +51,9 @@ def build_model(cfg, metadata: Metadata) -> nn.Module:
     check_config_matches(cfg, metadata)
     model = cls.from_config(cfg, metadata)
     model.metadata = metadata
-    model = model.to(resolve_device(cfg.MODEL.DEVICE))
+    device = resolve_device(cfg.MODEL.DEVICE)
+    model = model.to(device)
+    model.inference_dtype = autocast_dtype(cfg.TEST.AMP.ENABLED, cfg.TEST.AMP.DTYPE, device)
     if cfg.MODEL.CHANNELS_LAST:
         model = model.to(memory_format=torch.channels_last)
     return model

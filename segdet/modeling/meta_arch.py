@@ -21,6 +21,7 @@ from segdet.modeling.postprocess import (
     sem_seg_postprocess,
 )
 from segdet.structures.instances import Instances
+from segdet.utils.precision import autocast
 
 META_ARCH_REGISTRY = Registry("META_ARCH")
 META_ARCH_REGISTRY.__doc__ = """Meta-architectures, built by name from MODEL.META_ARCHITECTURE: classes with
@@ -78,6 +79,8 @@ class SemanticSegmentor(nn.Module):
         self.register_buffer("ignore_mask", ignore_class_mask(num_classes, self.ignore_class_ids), persistent=False)
         # Images in channels-last memory format (MODEL.CHANNELS_LAST; build_model converts the weights).
         self.channels_last = bool(channels_last)
+        # The autocast dtype of the network in inference (TEST.AMP, set by build_model); None = float32.
+        self.inference_dtype: torch.dtype | None = None
 
     @staticmethod
     def semantic_kwargs(cfg, metadata, backbone: nn.Module) -> dict:
@@ -137,9 +140,17 @@ class SemanticSegmentor(nn.Module):
         """The logit offsets of MODEL.SEM_SEG_HEAD.CLASS_WEIGHT_CORRECTION (see `postprocess.class_scores`)."""
         return class_score_offsets(self.training_class_weights, self.class_weight_correction)
 
+    def inference_autocast(self):
+        """Autocast of the network in inference (TEST.AMP); in training the trainer's (SOLVER.AMP) applies."""
+        return autocast(self.device, None if self.training else self.inference_dtype)
+
     def semantic_logits(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) class logits of a normalized, padded (N, 3, H, W) batch."""
-        return self.sem_seg_head(self.backbone(images))
+        """(N, C, H, W) class logits of a normalized, padded (N, 3, H, W) batch; float32 in inference."""
+        if self.training:
+            return self.sem_seg_head(self.backbone(images))
+        with self.inference_autocast():
+            logits = self.sem_seg_head(self.backbone(images))
+        return logits.float()
 
     def semantic_scores(self, logits: torch.Tensor, image_size: tuple[int, int], height: int,
                         width: int) -> torch.Tensor:
@@ -234,9 +245,9 @@ class PanopticFPN(SemanticSegmentor):
 
     def forward(self, batched_inputs: list[dict]):
         images = self.preprocess_image(batched_inputs)
-        features = self.backbone(images.tensors)
-        logits = self.sem_seg_head(features)
         if self.training:
+            features = self.backbone(images.tensors)
+            logits = self.sem_seg_head(features)
             targets = self._instance_targets(batched_inputs)
             proposals, rpn_losses = self.rpn(images, features, targets)
             _, roi_losses = self.roi_heads(features, proposals, images.image_sizes, targets)
@@ -245,7 +256,7 @@ class PanopticFPN(SemanticSegmentor):
                 losses[name] = value * self.instance_loss_weight
             return losses
 
-        detections = self.detect(images, features)
+        logits, detections = self.logits_and_detections(images)
         results = []
         for i, (x, size) in enumerate(zip(batched_inputs, images.image_sizes)):
             height, width = self.output_size(x, size)
@@ -265,9 +276,12 @@ class PanopticFPN(SemanticSegmentor):
 
     def logits_and_detections(self, images: ImageList) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
         """Class logits and detections of a preprocessed batch in inference, the backbone run once
-        for both (what tiled inference runs on each tile)."""
-        features = self.backbone(images.tensors)
-        return self.sem_seg_head(features), self.detect(images, features)
+        for both (what tiled inference runs on each tile); float32, whatever TEST.AMP ran the network in."""
+        with self.inference_autocast():
+            features = self.backbone(images.tensors)
+            logits, detections = self.sem_seg_head(features), self.detect(images, features)
+        return logits.float(), [{k: v.float() if v.is_floating_point() else v for k, v in d.items()}
+                                for d in detections]
 
     def instances_result(self, detections: dict[str, torch.Tensor], image_size: tuple[int, int], height: int,
                          width: int, cropped: bool = False) -> Instances:

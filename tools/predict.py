@@ -8,6 +8,9 @@ For every input image, in --output:
   <stem>_overlay.jpg     the image with the classes colored and the instances outlined
   coco_instances_results.json   all instances (models with instance masks)
 
+Test-time augmentation: --tta (or TEST.AUG.* overrides) averages the class scores over the
+short sides TEST.AUG.MIN_SIZES, each also mirrored (TEST.AUG.FLIP); instances from the plain pass.
+
 Large images: --tile-size S predicts images larger than S x S network pixels tile by tile
 (--tile-overlap, default 0.5; --tile-merge max|mean), instances included: stitched across
 the tiles, the same files as for a small image.
@@ -16,6 +19,7 @@ Examples:
   python tools/predict.py --weights output/model_final.pth --input photos/ --output pred/
   python tools/predict.py --config-file cfg.yaml --weights model.pth --input 'scans/*.tif' \\
       --output pred/ --tile-size 512 --label-format blue MODEL.DEVICE cpu
+  python tools/predict.py --weights model.pth --input photos/ --output pred/ --tta TEST.AUG.MIN_SIZES "(288, 360, 432)"
   python tools/predict.py --engine detectron2 --weights output/d2_demo/model_final.pth --input photos/ --output pred/
 
 Exit status: 0 done, 1 done with unreadable inputs skipped (named in the log), 2 bad input or
@@ -52,6 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="tile side in network pixels; 0 = whole image (default TEST.TILE_SIZE)")
     parser.add_argument("--tile-overlap", type=float, default=None, help="default TEST.TILE_OVERLAP (0.5)")
     parser.add_argument("--tile-merge", choices=("max", "mean"), default=None, help="default TEST.TILE_MERGE (max)")
+    parser.add_argument("--tta", action="store_true",
+                        help="test-time augmentation (TEST.AUG.ENABLED True): scores averaged over the short "
+                             "sides TEST.AUG.MIN_SIZES, each also flipped (TEST.AUG.FLIP); one forward pass each")
     parser.add_argument("--label-format", choices=("gray", "blue", "palette", "rgb"), default=None,
                         help="segmentation PNG encoding (default: the training data's, gray if it has none)")
     parser.add_argument("--confidence-format", choices=("png", "tiff", "npy"), default="png")
@@ -76,7 +83,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_predictor(args: argparse.Namespace):
     from segdet.inference.predictor import Predictor
 
+    opts = [*args.opts, "TEST.AUG.ENABLED", "True"] if args.tta else args.opts
     if args.engine == "detectron2":
+        if args.tta:
+            raise ConfigError("--tta: segdet.d2's models have no test-time augmentation; leave out --tta")
         if not args.weights:
             raise ConfigError("--engine detectron2 needs --weights FILE (a model file of tools/train_net_d2.py)")
         try:
@@ -87,10 +97,10 @@ def build_predictor(args: argparse.Namespace):
     if args.config_file:
         from segdet.config import load_config
 
-        return Predictor(load_config(args.config_file, args.opts), args.weights or None)
+        return Predictor(load_config(args.config_file, opts), args.weights or None)
     if not args.weights:
         raise ConfigError("give --weights FILE (a segdet checkpoint), or --config-file FILE with MODEL.WEIGHTS")
-    return Predictor(None, args.weights, args.opts)
+    return Predictor(None, args.weights, opts)
 
 
 def main(argv: list[str] | None = None) -> int:

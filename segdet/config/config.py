@@ -190,7 +190,20 @@ def validate_config(cfg: CfgNode) -> None:
                           "MODEL.ROI_HEADS.NUM_CLASSES"))
     if len(cfg.INPUT.CROP.SIZE) != 2 or min(cfg.INPUT.CROP.SIZE) <= 0:
         raise ConfigError(f"config key INPUT.CROP.SIZE = {cfg.INPUT.CROP.SIZE}; expected [height, width] > 0")
+    _check_test_aug(cfg)
     validate_segdet_keys(cfg)
+
+
+def _check_test_aug(cfg: CfgNode) -> None:
+    """TEST.AUG (test-time augmentation): short sides > 0, a long-side bound >= 0 (0 = none)."""
+    sizes = cfg.TEST.AUG.MIN_SIZES
+    if not isinstance(sizes, (list, tuple)) or not sizes or not all(
+        isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes
+    ):
+        raise ConfigError(f"config key TEST.AUG.MIN_SIZES = {sizes!r}; expected one or more short sides > 0, "
+                          "e.g. (288, 360, 432)")
+    if cfg.TEST.AUG.MAX_SIZE < 0:
+        raise ConfigError(f"config key TEST.AUG.MAX_SIZE = {cfg.TEST.AUG.MAX_SIZE}; expected >= 0 (0 = no bound)")
 
 
 def validate_segdet_keys(cfg) -> None:

@@ -241,6 +241,18 @@ _C.TEST.BOUNDARY_IOU_WIDTH = 0
 _C.TEST.AMP = CN()
 _C.TEST.AMP.ENABLED = False
 _C.TEST.AMP.DTYPE = "auto"
+# Test-time augmentation of the semantic path (detectron2's keys): class scores averaged over
+# every (scale, flip) variant; instances from the un-augmented pass. Each MIN_SIZE is the short
+# side in pixels the whole image is resized to (long side at most MAX_SIZE), from its original
+# size, whatever INPUT.MIN_SIZE_TEST is; tiles are scaled by their image's factor. detectron2's
+# (400, ..., 1200) is for COCO's 800 px test size; segdet's brackets images of a 512 px short
+# side by 0.75x, 1x, 1.25x: set it around your own test size. Applies to every evaluation
+# (training's too), Predictor and tools/predict.py (--tta); exports leave it out.
+_C.TEST.AUG = CN()
+_C.TEST.AUG.ENABLED = False
+_C.TEST.AUG.MIN_SIZES = (384, 512, 640)
+_C.TEST.AUG.MAX_SIZE = 4000
+_C.TEST.AUG.FLIP = True
 
 # ---------------------------------------------------------------------------
 # Misc

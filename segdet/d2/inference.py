@@ -23,6 +23,7 @@ from segdet.d2.config import load_config
 from segdet.d2.convert import ThingIds, to_segdet_output
 from segdet.errors import CheckpointError, DataError
 from segdet.modeling.load import LoadedModel
+from segdet.modeling.meta_arch import SemanticSegmentor
 from segdet.structures.metadata import Metadata
 
 
@@ -56,6 +57,12 @@ class SegdetOutputs(nn.Module):
 
     def semantic_scores(self, logits: torch.Tensor, image_size, height: int, width: int) -> torch.Tensor:
         return self.model.semantic_scores(logits, image_size, height, width)
+
+    # The scores of a batch as segdet's models give them (what tiles call), without test-time
+    # augmentation: segdet.d2's meta-architectures do not carry TEST.AUG.
+    test_time_augmentation = None
+    output_size = staticmethod(SemanticSegmentor.output_size)
+    batch_scores = SemanticSegmentor.batch_scores
 
 
 def _stored_metadata(checkpoint: dict, path: str) -> Metadata:

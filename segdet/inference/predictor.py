@@ -15,6 +15,10 @@ across the tiles (`segdet.inference.tile_instances`) and their masks come as cro
 `instances.pred_mask_crops`, instead of full-image `pred_masks`
 (`segdet.structures.cropped_masks.instance_mask_crops` reads either). An image that fits in
 one tile is processed whole.
+
+Test-time augmentation (TEST.AUG) is carried by the model, for whole images and tiles alike:
+`Predictor.from_checkpoint(path, ["TEST.AUG.ENABLED", "True", "TEST.AUG.MIN_SIZES", "(288, 360, 432)"])`
+(`segdet.modeling.test_time_augmentation`).
 """
 from __future__ import annotations
 

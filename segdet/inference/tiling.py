@@ -4,8 +4,10 @@ The image is cut into overlapping tiles of `tile_size` network-input pixels (def
 overlap 50%, as DeepDIVA does at test time). The last tile of a row or column is shifted
 back inside the image so that it ends at the border: every tile is full-size image
 content, never zero padding. Each tile's class scores come from the model's own semantic path
-(`semantic_scores`: logits -> class weight correction -> softmax, ignore classes at 0), the
-same as whole-image inference, and are merged:
+(`batch_scores` -> `semantic_scores`: logits -> class weight correction -> softmax, ignore
+classes at 0), the same as whole-image inference; with test-time augmentation (TEST.AUG) they
+are the mean over its variants, each tile scaled by the factor its whole image would be
+(`modeling.test_time_augmentation`). They are merged:
 
 - "max": the elementwise maximum over the tiles that cover a pixel (DeepDIVA's "keep the
   maximum activation");
@@ -140,9 +142,9 @@ class TiledSegmenter:
         """
         Args:
             model: a SemanticSegmentor or PanopticFPN in eval mode. Its semantic path:
-                `preprocess_image`, `semantic_logits`, `semantic_scores`, `ignore_class_ids`;
-                with `has_instances`, also `logits_and_detections`, `instances_result`,
-                `combine_on` and `panoptic_result`.
+                `preprocess_image`, `batch_scores` (with TEST.AUG's variants when the model
+                has them), `ignore_class_ids`; with `has_instances`, also
+                `logits_and_detections`, `instances_result`, `combine_on` and `panoptic_result`.
             tile_size: tile side in network-input pixels (after the test-time resize).
             overlap: fraction of a tile shared with its neighbour, in [0, 1).
             merge: "max" or "mean".
@@ -184,10 +186,7 @@ class TiledSegmenter:
         """The factor of the test-time resize (ResizeShortestEdge's), 1.0 when there is none."""
         if self.test_min_size <= 0:
             return 1.0
-        scale = self.test_min_size / min(height, width)
-        if self.test_max_size > 0 and max(height, width) * scale > self.test_max_size:
-            scale = self.test_max_size / max(height, width)
-        return scale
+        return ResizeShortestEdge.scale(height, width, self.test_min_size, self.test_max_size)
 
     def resized_size(self, height: int, width: int) -> tuple[int, int]:
         """Size of the whole image after the test-time resize (the network-input size)."""
@@ -215,27 +214,27 @@ class TiledSegmenter:
         scale = self.resize_scale(height, width)
         if scale == 1.0:
             return th, tw
-        return max(1, int(th * scale + 0.5)), max(1, int(tw * scale + 0.5))
+        return ResizeShortestEdge.scaled_size(th, tw, scale)
 
-    def tile_outputs(self, tiles: list[np.ndarray], network_size: tuple[int, int]
+    def tile_outputs(self, tiles: list[np.ndarray], network_size: tuple[int, int], image_size: tuple[int, int]
                      ) -> tuple[torch.Tensor, Optional[list[Instances]]]:
-        """Class scores (B, C, th, tw) of same-size HxWx3 uint8 tiles, at the tiles' own size, and,
-        with instances on, each tile's instances in its own coordinates (masks as crops)."""
+        """Class scores (B, C, th, tw) of same-size HxWx3 uint8 tiles of an image of `image_size`, at
+        the tiles' own size (through the model's `batch_scores`: with TEST.AUG, each tile scaled by
+        its image's factors), and, with instances on, each tile's instances in its own coordinates
+        (masks as crops)."""
         th, tw = tiles[0].shape[:2]
         inputs = []
         for tile in tiles:
             if network_size != (th, tw):
                 tile = ScaleTransform(th, tw, network_size[0], network_size[1], interp="bilinear").apply_image(tile)
-            inputs.append({"image": torch.from_numpy(np.ascontiguousarray(tile.transpose(2, 0, 1)))})
+            inputs.append({"image": torch.from_numpy(np.ascontiguousarray(tile.transpose(2, 0, 1))),
+                           "height": th, "width": tw})
+        whole_sizes = [tuple(image_size)] * len(tiles)
+        if not self.instances_on:
+            return torch.stack(self.model.batch_scores(inputs, whole_sizes=whole_sizes)), None
         images = self.model.preprocess_image(inputs)
-        if self.instances_on:
-            logits, detections = self.model.logits_and_detections(images)
-        else:
-            logits, detections = self.model.semantic_logits(images.tensors), None
-        scores = torch.stack([self.model.semantic_scores(logits[i], size, th, tw)
-                              for i, size in enumerate(images.image_sizes)])
-        if detections is None:
-            return scores, None
+        logits, detections = self.model.logits_and_detections(images)
+        scores = torch.stack(self.model.batch_scores(inputs, images, logits, whole_sizes))
         return scores, [self.model.instances_result(d, size, th, tw, cropped=True)
                         for d, size in zip(detections, images.image_sizes)]
 
@@ -260,7 +259,8 @@ class TiledSegmenter:
         windows = self.windows(height, width)
         stitcher = InstanceStitcher((height, width), self.match_iou, self.edge_margin) if self.instances_on else None
         if len(windows) == 1:
-            scores, instances = self.tile_outputs([image], self._network_size(height, width, height, width))
+            scores, instances = self.tile_outputs([image], self._network_size(height, width, height, width),
+                                                  (height, width))
             segmentation, confidence = segmentation_from_scores(scores[0], self.model.ignore_class_ids)
             out = {"segmentation_image": segmentation.cpu(), "segmentation_confidence": confidence.cpu()}
             if return_scores:
@@ -303,7 +303,8 @@ class TiledSegmenter:
             row = rows[y0]
             for start in range(0, len(row), self.batch_size):
                 batch = row[start:start + self.batch_size]
-                scores, instances = self.tile_outputs([image[a:c, b:d] for a, b, c, d in batch], network_size)
+                scores, instances = self.tile_outputs([image[a:c, b:d] for a, b, c, d in batch], network_size,
+                                                      (height, width))
                 if stitcher is not None:
                     for window, tile_instances in zip(batch, instances):
                         stitcher.add_tile(window, tile_instances)

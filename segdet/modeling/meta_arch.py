@@ -17,9 +17,10 @@ from segdet.modeling.postprocess import (
     combine_semantic_and_instances,
     detector_postprocess,
     ignore_class_mask,
-    segmentation_from_scores,
     sem_seg_postprocess,
+    semantic_output,
 )
+from segdet.modeling.test_time_augmentation import SemanticTTA
 from segdet.structures.instances import Instances
 from segdet.utils.precision import autocast
 
@@ -61,7 +62,7 @@ class SemanticSegmentor(nn.Module):
     def __init__(self, backbone: nn.Module, sem_seg_head: nn.Module, sem_seg_loss: SemanticLoss,
                  pixel_mean: list[float], pixel_std: list[float], num_classes: int, ignore_class_ids: list[int],
                  sem_seg_loss_weight: float = 1.0, class_weight_correction: float = 0.0,
-                 channels_last: bool = False):
+                 channels_last: bool = False, test_time_augmentation: SemanticTTA | None = None):
         super().__init__()
         self.backbone = backbone
         self.sem_seg_head = sem_seg_head
@@ -81,6 +82,8 @@ class SemanticSegmentor(nn.Module):
         self.channels_last = bool(channels_last)
         # The autocast dtype of the network in inference (TEST.AMP, set by build_model); None = float32.
         self.inference_dtype: torch.dtype | None = None
+        # TEST.AUG: carried by the model, so that evaluation, Predictor and tiles all average the same variants.
+        self.test_time_augmentation = test_time_augmentation
 
     @staticmethod
     def semantic_kwargs(cfg, metadata, backbone: nn.Module) -> dict:
@@ -98,6 +101,7 @@ class SemanticSegmentor(nn.Module):
             sem_seg_loss_weight=cfg.MODEL.SEM_SEG_HEAD.LOSS_WEIGHT,
             class_weight_correction=cfg.MODEL.SEM_SEG_HEAD.CLASS_WEIGHT_CORRECTION,
             channels_last=cfg.MODEL.CHANNELS_LAST,
+            test_time_augmentation=SemanticTTA.from_config(cfg),
         )
 
     @classmethod
@@ -162,23 +166,38 @@ class SemanticSegmentor(nn.Module):
 
     def semantic_result(self, logits: torch.Tensor, image_size: tuple[int, int], height: int, width: int) -> dict:
         """The semantic part of an output dict, at (height, width)."""
-        scores = self.semantic_scores(logits, image_size, height, width)
-        segmentation, confidence = segmentation_from_scores(scores, self.ignore_class_ids)
-        return {"sem_seg": scores, "segmentation_image": segmentation, "segmentation_confidence": confidence}
+        return semantic_output(self.semantic_scores(logits, image_size, height, width), self.ignore_class_ids)
+
+    def batch_scores(self, batched_inputs: list[dict], images: ImageList | None = None,
+                     logits: torch.Tensor | None = None,
+                     whole_sizes: list[tuple[int, int]] | None = None) -> list[torch.Tensor]:
+        """(C, height, width) class scores of each input at its output size (its `height` and
+        `width`, default its image's size): with TEST.AUG the mean over the variants
+        (`test_time_augmentation`), else of the one pass. What `forward` and tiled inference call.
+
+        Args:
+            images, logits: the un-augmented pass of `batched_inputs` when the caller ran it
+                (PanopticFPN does, for its detections); run here otherwise.
+            whole_sizes: the size of the image each input is a part of (tiles, for the scales
+                of TEST.AUG); default the output size.
+        """
+        if self.test_time_augmentation is not None:
+            return self.test_time_augmentation.scores(self, batched_inputs, whole_sizes, images, logits)
+        if logits is None:
+            images = self.preprocess_image(batched_inputs)
+            logits = self.semantic_logits(images.tensors)
+        return [self.semantic_scores(logits[i], size, *self.output_size(x, size))
+                for i, (x, size) in enumerate(zip(batched_inputs, images.image_sizes))]
 
     @staticmethod
     def output_size(x: dict, image_size: tuple[int, int]) -> tuple[int, int]:
         return int(x.get("height", image_size[0])), int(x.get("width", image_size[1]))
 
     def forward(self, batched_inputs: list[dict]):
-        images = self.preprocess_image(batched_inputs)
-        logits = self.semantic_logits(images.tensors)
         if self.training:
-            return self.semantic_loss(logits, batched_inputs)
-        return [
-            self.semantic_result(logits[i], size, *self.output_size(x, size))
-            for i, (x, size) in enumerate(zip(batched_inputs, images.image_sizes))
-        ]
+            images = self.preprocess_image(batched_inputs)
+            return self.semantic_loss(self.semantic_logits(images.tensors), batched_inputs)
+        return [semantic_output(scores, self.ignore_class_ids) for scores in self.batch_scores(batched_inputs)]
 
 
 @META_ARCH_REGISTRY.register()
@@ -257,10 +276,12 @@ class PanopticFPN(SemanticSegmentor):
             return losses
 
         logits, detections = self.logits_and_detections(images)
+        # Instances from the un-augmented pass; the semantic scores with TEST.AUG's variants.
+        scores = self.batch_scores(batched_inputs, images, logits)
         results = []
         for i, (x, size) in enumerate(zip(batched_inputs, images.image_sizes)):
             height, width = self.output_size(x, size)
-            result = self.semantic_result(logits[i], size, height, width)
+            result = semantic_output(scores[i], self.ignore_class_ids)
             result["instances"] = self.instances_result(detections[i], size, height, width)
             if self.combine_on:
                 result["panoptic_seg"] = self.panoptic_result(result["instances"], result["segmentation_image"])

@@ -76,6 +76,13 @@ def segmentation_from_scores(scores: torch.Tensor, ignore_class_ids: list[int] =
     return labels, best.to(torch.float32)
 
 
+def semantic_output(scores: torch.Tensor, ignore_class_ids: list[int] = ()) -> dict:
+    """The semantic part of an output dict from (C, H, W) scores: `sem_seg`, `segmentation_image`,
+    `segmentation_confidence`."""
+    segmentation, confidence = segmentation_from_scores(scores, ignore_class_ids)
+    return {"sem_seg": scores, "segmentation_image": segmentation, "segmentation_confidence": confidence}
+
+
 def paste_mask_crops(masks: torch.Tensor, boxes: torch.Tensor, image_size: tuple[int, int],
                      threshold: float = 0.5, padding: int = 1) -> CroppedMasks:
     """The mask head's N x 1 x M x M probabilities as crops: each resized into its box and

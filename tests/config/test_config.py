@@ -94,3 +94,25 @@ def test_custom_datasets_section_accepts_new_keys(tmp_path):
                  "DATASETS:\n  CUSTOM:\n    pills_train:\n      FORMAT: image_folder\n      IMAGE_DIR: /x\n")
     cfg = load_config(path)
     assert cfg.DATASETS.CUSTOM.pills_train.FORMAT == "image_folder"
+
+
+@pytest.mark.parametrize("opts,key", [
+    (["TEST.AUG.MIN_SIZES", "()"], "TEST.AUG.MIN_SIZES"),
+    (["TEST.AUG.MIN_SIZES", "(0,)"], "TEST.AUG.MIN_SIZES"),
+    (["TEST.AUG.MIN_SIZES", "(360, -288)"], "TEST.AUG.MIN_SIZES"),
+    (["TEST.AUG.MAX_SIZE", "-1"], "TEST.AUG.MAX_SIZE"),
+])
+def test_bad_test_time_augmentation_is_one_line_naming_the_key(opts, key):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, ["TEST.AUG.ENABLED", "True", *opts])
+    message = str(e.value)
+    assert message.startswith(f"config key {key} = ") and "\n" not in message
+
+
+def test_test_time_augmentation_keys_are_detectron2s(tmp_path):
+    path = write(tmp_path / "c.yaml", "TEST:\n  AUG:\n    ENABLED: True\n    MIN_SIZES: (288, 360, 432)\n"
+                                      "    MAX_SIZE: 1000\n    FLIP: False\n")
+    aug = load_config(path).TEST.AUG
+    assert (aug.ENABLED, aug.MIN_SIZES, aug.MAX_SIZE, aug.FLIP) == (True, (288, 360, 432), 1000, False)
+    defaults = get_cfg().TEST.AUG
+    assert (defaults.ENABLED, defaults.MAX_SIZE, defaults.FLIP) == (False, 4000, True)

@@ -7,6 +7,7 @@ from torchvision.models.detection.image_list import ImageList
 
 from segdet.errors import ConfigError
 from segdet.inference.tiling import TiledSegmenter, tile_starts, tile_weight, tile_windows, window_ramp
+from segdet.modeling.meta_arch import SemanticSegmentor
 from tests.inference.common import random_image, save_tiny_checkpoint, whole_image_output
 
 # ----------------------------------------------------------------------------- windows
@@ -92,6 +93,11 @@ class FakeModel(torch.nn.Module):
 
     def semantic_logits(self, x):
         return torch.from_numpy(fake_logits(x.numpy().transpose(0, 2, 3, 1)))
+
+    # The batch's scores as segdet's models give them (what tiles call), on these logits.
+    test_time_augmentation = None
+    output_size = staticmethod(SemanticSegmentor.output_size)
+    batch_scores = SemanticSegmentor.batch_scores
 
     def semantic_scores(self, logits, image_size, height, width):
         assert tuple(image_size) == (height, width)  # no test-time resize in these tests

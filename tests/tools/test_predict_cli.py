@@ -223,3 +223,23 @@ def test_no_input_found_exits_2_with_one_line(tmp_path):
                       "--output", tmp_path / "out")
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: no images found") and "Traceback" not in result.stderr
+
+
+def test_tta_flag_predicts_with_test_time_augmentation(tmp_path, semantic):
+    path, _, _ = semantic
+    images = write_images(tmp_path / "in", {"x.png": (48, 64)})
+    out = tmp_path / "out"
+    assert tool_main("--weights", path, "--input", tmp_path / "in", "--output", out, "--no-overlay", "--tta",
+                     "TEST.AUG.MIN_SIZES", "(32, 48)", "MODEL.DEVICE", "cpu") == 0
+    expected = Predictor.from_checkpoint(path, ["MODEL.DEVICE", "cpu", "TEST.AUG.ENABLED", "True",
+                                                "TEST.AUG.MIN_SIZES", "(32, 48)"])(images["x.png"])
+    plain = Predictor.from_checkpoint(path, ["MODEL.DEVICE", "cpu"])(images["x.png"])
+    written = LabelCodec(METADATA).read(str(out / "x.png"))
+    assert np.array_equal(written, expected["segmentation_image"].numpy())
+    assert not np.array_equal(written, plain["segmentation_image"].numpy())
+
+
+def test_tta_flag_with_a_detectron2_model_is_one_line(tmp_path):
+    with pytest.raises(ConfigError, match="^--tta: segdet.d2's models have no test-time augmentation"):
+        predict_tool.build_predictor(predict_tool.parse_args(
+            ["--engine", "detectron2", "--tta", "--weights", "m.pth", "--input", "x.png", "--output", str(tmp_path)]))

@@ -143,12 +143,23 @@ class ResizeShortestEdge(Augmentation):
             )
 
     @staticmethod
-    def output_size(h: int, w: int, short_edge: int, max_size: int) -> tuple[int, int]:
-        """(new_h, new_w) for a short edge length and a long-edge bound."""
+    def scale(h: int, w: int, short_edge: int, max_size: int) -> float:
+        """The factor that brings the short edge to `short_edge`, the long edge to at most `max_size` (0 = no bound)."""
         scale = short_edge / min(h, w)
         if max_size > 0 and max(h, w) * scale > max_size:
             scale = max_size / max(h, w)
+        return scale
+
+    @staticmethod
+    def scaled_size(h: int, w: int, scale: float) -> tuple[int, int]:
+        """(h, w) times `scale`, rounded as the resize rounds: also for a part of an image (a tile)
+        scaled by its whole image's factor."""
         return max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5))
+
+    @staticmethod
+    def output_size(h: int, w: int, short_edge: int, max_size: int) -> tuple[int, int]:
+        """(new_h, new_w) for a short edge length and a long-edge bound."""
+        return ResizeShortestEdge.scaled_size(h, w, ResizeShortestEdge.scale(h, w, short_edge, max_size))
 
     def get_transform(self, image: np.ndarray, rng: np.random.Generator) -> Transform:
         h, w = image.shape[:2]

@@ -78,6 +78,9 @@ class SemanticSegmentor(nn.Module):
         self.register_buffer("ignore_mask", ignore_class_mask(num_classes, self.ignore_class_ids), persistent=False)
         # Images in channels-last memory format (MODEL.CHANNELS_LAST; build_model converts the weights).
         self.channels_last = bool(channels_last)
+        # Another runtime for the logits step at inference (TEST.ENGINE, `inference.onnx_engine`):
+        # a callable of the padded batch; None = PyTorch.
+        self.logits_engine = None
 
     @staticmethod
     def semantic_kwargs(cfg, metadata, backbone: nn.Module) -> dict:
@@ -138,7 +141,11 @@ class SemanticSegmentor(nn.Module):
         return class_score_offsets(self.training_class_weights, self.class_weight_correction)
 
     def semantic_logits(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) class logits of a normalized, padded (N, 3, H, W) batch."""
+        """(N, C, H, W) class logits of a normalized, padded (N, 3, H, W) batch: by `logits_engine`
+        when one is set, else by the backbone and head in PyTorch. The one step an engine replaces:
+        the rest (preprocessing, scores, tiles) stays the model's own."""
+        if self.logits_engine is not None:
+            return self.logits_engine(images)
         return self.sem_seg_head(self.backbone(images))
 
     def semantic_scores(self, logits: torch.Tensor, image_size: tuple[int, int], height: int,

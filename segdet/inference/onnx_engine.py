@@ -38,6 +38,10 @@ class OnnxRuntimeLogits:
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads or torch.get_num_threads())
+        # Waiting threads sleep instead of spinning: next to the writer threads and other work on
+        # the CPU, spinning threads take the cores from those with work (libgomp's do the same,
+        # BENCHMARKS.md "Threads under load"; measured here: 1.4-1.5x faster at a load of 6).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(onnx_logits_model(model), options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 

@@ -39,7 +39,9 @@ def test_engine_runs_in_onnxruntime(semantic):
     assert ort_predictor.engine == "onnxruntime"
     assert isinstance(ort_predictor.model.logits_engine, OnnxRuntimeLogits)
     assert ort_predictor.model.logits_engine.session.get_providers() == ["CPUExecutionProvider"]
-    assert ort_predictor.model.logits_engine.session.get_session_options().intra_op_num_threads == 1
+    options = ort_predictor.model.logits_engine.session.get_session_options()
+    assert options.intra_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 @pytest.mark.parametrize("size", [(48, 64), (37, 90), (130, 70)])

@@ -9,6 +9,12 @@ For every input image the output folder gets
 and, for models with instance masks, one `coco_instances_results.json` for all images, and
 `segdet_predictions.json`, the folder's manifest (model file, classes, label format, inputs;
 see `segdet.data.prediction_folder`), so that evaluation and pictures need no class list.
+
+The next images are decoded and the outputs written in `io_workers` threads while the model runs
+(`segdet.inference.background_io`): the same files, in the same order, as with `io_workers=0`
+(all in the calling thread). An unreadable image is skipped with a warning either way; a
+writer's error is raised as it is; Ctrl-C lets the writes under way end (files are written
+atomically) and drops the rest.
 """
 from __future__ import annotations
 

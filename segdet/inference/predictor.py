@@ -15,6 +15,10 @@ across the tiles (`segdet.inference.tile_instances`) and their masks come as cro
 `instances.pred_mask_crops`, instead of full-image `pred_masks`
 (`segdet.structures.cropped_masks.instance_mask_crops` reads either). An image that fits in
 one tile is processed whole.
+
+Engines: `engine="onnxruntime"` (or TEST.ENGINE) runs a semantic model's logits step in ONNX
+Runtime on the CPU (`segdet.inference.onnx_engine`); everything else, tiles included, is the
+same code either way.
 """
 from __future__ import annotations
 

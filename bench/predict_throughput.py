@@ -71,6 +71,13 @@ def main() -> None:
     threads = common.setup_threads(args.threads)
     info = common.machine_info()
     common.print_machine(info)
+    try:
+        import onnxruntime
+
+        ort_version = onnxruntime.__version__
+    except ImportError:
+        ort_version = None
+    print(f"onnxruntime {ort_version}", flush=True)
     camvid = common.camvid_root(args.data_root)
     paths = sorted(glob.glob(os.path.join(camvid, "val", "*.png")))
     paths = paths[:args.images or (8 if args.quick else len(paths))]
@@ -137,7 +144,8 @@ def main() -> None:
     shutil.rmtree(scratch, ignore_errors=True)
     common.write_results(args.output or common.default_output("predict_throughput", args.quick),
                          "predict_throughput", {**info, "load_average_at_end": end_load},
-                         {"weights": weights, "images": len(paths), "threads": threads, "rounds": rounds}, results)
+                         {"weights": weights, "images": len(paths), "threads": threads, "rounds": rounds,
+                          "onnxruntime": ort_version}, results)
 
 
 if __name__ == "__main__":

@@ -16,13 +16,14 @@ Speed on a CPU (BENCHMARKS.md, "Fast inference on a CPU"): files are decoded ahe
 behind in --io-workers threads while the model runs (default 1; 0 = serial, the same files);
 --engine onnxruntime runs a semantic model's network in ONNX Runtime (the same segmentation,
 0 pixels differ on CamVid; converted at start-up, seconds); --batch-size N predicts up to N
-consecutive images together, same-size ones in one forward pass (a folder of photos of one size).
+consecutive images together, same-size ones in one forward pass (for a GPU: on a 2-core CPU
+batch 4 was no faster than 1).
 
 Examples:
   python tools/predict.py --weights output/model_final.pth --input photos/ --output pred/
   python tools/predict.py --config-file cfg.yaml --weights model.pth --input 'scans/*.tif' \\
       --output pred/ --tile-size 512 --label-format blue MODEL.DEVICE cpu
-  python tools/predict.py --weights model.pth --input photos/ --output pred/ --engine onnxruntime --batch-size 4
+  python tools/predict.py --weights model.pth --input photos/ --output pred/ --engine onnxruntime
   python tools/predict.py --engine detectron2 --weights output/d2_demo/model_final.pth --input photos/ --output pred/
 
 Exit status: 0 done, 1 done with unreadable inputs skipped (named in the log), 2 bad input or

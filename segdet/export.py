@@ -13,6 +13,9 @@ The exported graph:
             `segmentation_image`: int64 N x H x W class ids, never an ignore class;
             `segmentation_confidence`: float32 N x H x W probability of the chosen class.
 A JSON file `<output>.json` next to the model says the same, with the class names and colors.
+
+`onnx_logits_model` converts only a model's logits step (backbone + semantic head, on the padded
+batch) in memory: what the ONNX Runtime engine runs (`segdet.inference.onnx_engine`).
 """
 from __future__ import annotations
 

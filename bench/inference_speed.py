@@ -237,7 +237,7 @@ def panoptic_part(args, rounds: int, warmup: int) -> dict:
     headers = ["model", "s / image", "x fp32", "pixels differing from fp32"]
     if len(rows[0]) > len(headers):
         headers.append("x detectron2")
-    print(f"Detections per image: " + "; ".join(f"{n}: {sorted(c)}" for n, c in counts.items()), flush=True)
+    print("Detections per image: " + "; ".join(f"{n}: {sorted(c)}" for n, c in counts.items()), flush=True)
     common.print_table(rows, headers, title=f"Panoptic FPN R-50, {h}x{w}, {P} proposals, {D} detections, "
                                             f"{rounds} alternating rounds; {d2_note}")
     by_lever = {name: stage_times(panoptic_stages(models[name], inputs, h, w), max(2, rounds // 2))

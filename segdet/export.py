@@ -13,6 +13,9 @@ The exported graph:
             `segmentation_image`: int64 N x H x W class ids, never an ignore class;
             `segmentation_confidence`: float32 N x H x W probability of the chosen class.
 A JSON file `<output>.json` next to the model says the same, with the class names and colors.
+
+`onnx_logits_model` converts only a model's logits step (backbone + semantic head, on the padded
+batch) in memory: what the ONNX Runtime engine runs (`segdet.inference.onnx_engine`).
 """
 from __future__ import annotations
 
@@ -144,29 +147,37 @@ def _trace_input() -> torch.Tensor:
     return torch.randint(0, 256, TRACE_SHAPE, generator=generator).to(torch.float32)
 
 
+def onnx_program(module: nn.Module, example: torch.Tensor, dynamic_shapes: dict, output_names: list[str],
+                 opset: Optional[int] = None):
+    """`module` converted by torch's default ONNX exporter (torch.export + onnxscript), in memory:
+    an ONNXProgram (`.save(path)`, `.model_proto`). `dynamic_shapes` as torch.export takes them,
+    for the forward argument `image`."""
+    try:
+        import onnx  # noqa: F401  what the exporter writes
+        import onnxscript  # noqa: F401  torch's exporter needs it; say so before it fails deep inside
+    except ImportError as e:
+        raise ExportError(f"ONNX export needs the packages onnx and onnxscript ({e}); "
+                          "install them with: pip install 'segdet[export]'") from None
+    with torch.no_grad():
+        return torch.onnx.export(
+            module.eval(), (example,), None, dynamo=True, input_names=[INPUT_NAME], output_names=output_names,
+            opset_version=opset, dynamic_shapes={INPUT_NAME: dynamic_shapes}, verbose=False,
+        )
+
+
 def export_onnx(module: SemanticExportModule, path: str, opset: Optional[int] = None) -> int:
     """Write `module` to `path` as ONNX with dynamic batch, height and width (atomically).
 
     Uses torch's default exporter (torch.export + onnxscript). Returns the ONNX opset.
     """
-    try:
-        import onnx
-        import onnxscript  # noqa: F401  torch's exporter needs it; say so before it fails deep inside
-    except ImportError as e:
-        raise ExportError(f"ONNX export needs the packages onnx and onnxscript ({e}); "
-                          "install them with: pip install 'segdet[export]'") from None
-    module = module.eval()
     dim = torch.export.Dim.DYNAMIC
     start = time.perf_counter()
-    with torch.no_grad():
-        program = torch.onnx.export(
-            module, (_trace_input(),), None, dynamo=True, input_names=[INPUT_NAME],
-            output_names=list(module.output_names), opset_version=opset,
-            dynamic_shapes={"image": {0: dim, 2: dim, 3: dim}}, verbose=False,
-        )
+    program = onnx_program(module, _trace_input(), {0: dim, 2: dim, 3: dim}, list(module.output_names), opset)
     opsets: list[int] = []
 
     def write(tmp: str) -> None:
+        import onnx  # present: onnx_program checked it
+
         # One self-contained file (weights inside): models of this kind stay far below
         # protobuf's 2 GB limit, and a single file is what small devices want.
         program.save(tmp, external_data=False)
@@ -180,6 +191,38 @@ def export_onnx(module: SemanticExportModule, path: str, opset: Optional[int] = 
     atomic_write(path, write)
     logger.info("Exported ONNX (opset %d) to %s in %.1f s", opsets[0], path, time.perf_counter() - start)
     return opsets[0]
+
+
+class SemanticLogitsModule(nn.Module):
+    """A model's `semantic_logits` step alone (backbone + semantic head): (N, 3, H, W) normalized
+    images, H and W already padded by the model (`pad_and_stack`) -> (N, C, H, W) class logits.
+    What the ONNX Runtime engine runs (`segdet.inference.onnx_engine`); the rest of the semantic
+    path stays the model's own."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.backbone = model.backbone
+        self.sem_seg_head = model.sem_seg_head
+        self.size_divisibility = int(getattr(model, "size_divisibility", 32) or 1)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.sem_seg_head(self.backbone(image))
+
+
+def onnx_logits_model(model: nn.Module, opset: Optional[int] = None) -> bytes:
+    """The serialized ONNX model of `model`'s semantic logits step (`SemanticLogitsModule`), any batch
+    size and any padded size: H and W are declared multiples of the model's size divisibility (at
+    least twice it, as `padded_size` makes them), so the exporter keeps the FPN levels aligned."""
+    module = SemanticLogitsModule(model).eval()
+    d = module.size_divisibility
+    # The traced batch: 2 and sizes of 6 x 7 blocks keep the exporter from specializing them.
+    example = torch.zeros(2, 3, 6 * d, 7 * d)
+    dims = {0: torch.export.Dim.DYNAMIC, 2: d * torch.export.Dim("h_blocks", min=2),
+            3: d * torch.export.Dim("w_blocks", min=2)}
+    start = time.perf_counter()
+    proto = onnx_program(module, example, dims, ["logits"], opset).model_proto
+    logger.info("Converted the semantic logits step to ONNX in %.1f s", time.perf_counter() - start)
+    return proto.SerializeToString()
 
 
 def export_torchscript(module: SemanticExportModule, path: str) -> None:

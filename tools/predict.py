@@ -15,11 +15,19 @@ Large images: --tile-size S predicts images larger than S x S network pixels til
 (--tile-overlap, default 0.5; --tile-merge max|mean), instances included: stitched across
 the tiles, the same files as for a small image.
 
+Speed on a CPU (BENCHMARKS.md, "Fast inference on a CPU"): files are decoded ahead and written
+behind in --io-workers threads while the model runs (default 1; 0 = serial, the same files);
+--engine onnxruntime runs a semantic model's network in ONNX Runtime (the same segmentation,
+0 pixels differ on CamVid; converted at start-up, seconds); --batch-size N predicts up to N
+consecutive images together, same-size ones in one forward pass (for a GPU: on a 2-core CPU
+batch 4 was no faster than 1).
+
 Examples:
   python tools/predict.py --weights output/model_final.pth --input photos/ --output pred/
   python tools/predict.py --config-file cfg.yaml --weights model.pth --input 'scans/*.tif' \\
       --output pred/ --tile-size 512 --label-format blue MODEL.DEVICE cpu
   python tools/predict.py --weights model.pth --input photos/ --output pred/ --tta TEST.AUG.MIN_SIZES "(288, 360, 432)"
+  python tools/predict.py --weights model.pth --input photos/ --output pred/ --engine onnxruntime
   python tools/predict.py --engine detectron2 --weights output/d2_demo/model_final.pth --input photos/ --output pred/
 
 Exit status: 0 done, 1 done with unreadable inputs skipped (named in the log), 2 bad input or
@@ -34,6 +42,7 @@ import re
 import sys
 
 from segdet.errors import ConfigError
+from segdet.inference.background_io import DEFAULT_IO_WORKERS  # stdlib only: --help stays fast
 from segdet.utils.logger import setup_logger
 
 logger = logging.getLogger("segdet.predict")
@@ -51,7 +60,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="images, folders (their images, not recursive) or quoted globs")
     parser.add_argument("--output", required=True, metavar="DIR", help="folder for the outputs")
     parser.add_argument("--batch-size", type=int, default=1,
-                        help="images per forward pass (same-size images are batched)")
+                        help="up to N consecutive images predicted together, same-size ones in one forward pass "
+                             "(default 1)")
+    parser.add_argument("--io-workers", type=int, default=DEFAULT_IO_WORKERS, metavar="N",
+                        help="threads decoding the next images and writing the outputs while the model runs "
+                             f"(default {DEFAULT_IO_WORKERS}; 0 = serial, in the main thread; the same files either way)")
     parser.add_argument("--tile-size", type=int, default=None,
                         help="tile side in network pixels; 0 = whole image (default TEST.TILE_SIZE)")
     parser.add_argument("--tile-overlap", type=float, default=None, help="default TEST.TILE_OVERLAP (0.5)")
@@ -63,9 +76,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="segmentation PNG encoding (default: the training data's, gray if it has none)")
     parser.add_argument("--confidence-format", choices=("png", "tiff", "npy"), default="png")
     parser.add_argument("--no-overlay", action="store_true", help="do not write <stem>_overlay.jpg")
-    parser.add_argument("--engine", choices=("segdet", "detectron2"), default="segdet",
-                        help="who trained --weights: segdet's trainer, or detectron2's with segdet's parts "
-                             "(tools/train_net_d2.py; needs detectron2)")
+    parser.add_argument("--engine", choices=("segdet", "onnxruntime", "detectron2"), default="segdet",
+                        help="what runs --weights: segdet (a model of segdet's trainer in PyTorch, or as its "
+                             "TEST.ENGINE says), onnxruntime (a segdet semantic model's network in ONNX Runtime on "
+                             "the CPU, = TEST.ENGINE onnxruntime; needs onnxruntime), detectron2 (a model trained "
+                             "with detectron2 and segdet's parts, tools/train_net_d2.py; needs detectron2)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[],
                         help="config overrides as KEY VALUE pairs, e.g. MODEL.DEVICE cpu")
     args = parser.parse_args(argv)
@@ -77,6 +92,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                 break
     if args.batch_size < 1:
         parser.error(f"--batch-size {args.batch_size}: must be >= 1")
+    if args.io_workers < 0:
+        parser.error(f"--io-workers {args.io_workers}: must be >= 0 (0 = serial)")
     return args
 
 
@@ -84,6 +101,7 @@ def build_predictor(args: argparse.Namespace):
     from segdet.inference.predictor import Predictor
 
     opts = [*args.opts, "TEST.AUG.ENABLED", "True"] if args.tta else args.opts
+    engine = "onnxruntime" if args.engine == "onnxruntime" else None  # None: the config's TEST.ENGINE
     if args.engine == "detectron2":
         if args.tta:
             raise ConfigError("--tta: segdet.d2's models have no test-time augmentation; leave out --tta")
@@ -97,10 +115,10 @@ def build_predictor(args: argparse.Namespace):
     if args.config_file:
         from segdet.config import load_config
 
-        return Predictor(load_config(args.config_file, opts), args.weights or None)
+        return Predictor(load_config(args.config_file, opts), args.weights or None, engine=engine)
     if not args.weights:
         raise ConfigError("give --weights FILE (a segdet checkpoint), or --config-file FILE with MODEL.WEIGHTS")
-    return Predictor(None, args.weights, opts)
+    return Predictor(None, args.weights, opts, engine=engine)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = predict_files(build_predictor(args), inputs, args.output, label_format=args.label_format,
                             confidence_format=args.confidence_format, overlay=not args.no_overlay,
                             batch_size=args.batch_size, tile_size=args.tile_size, tile_overlap=args.tile_overlap,
-                            tile_merge=args.tile_merge)
+                            tile_merge=args.tile_merge, io_workers=args.io_workers)
     for line in summary.lines():
         logger.info(line)
     if summary.skipped:

@@ -16,6 +16,7 @@ from segdet.data.formats import register_from_config
 from segdet.engine.defaults import default_argument_parser, default_setup
 from segdet.engine.launch import launch
 from segdet.engine.trainer import Trainer, evaluate, output_paths_summary
+from segdet.inference.onnx_engine import use_engine
 from segdet.modeling.load import load_model
 from segdet.utils import comm
 from segdet.utils.cli import run_cli
@@ -34,7 +35,8 @@ def main(args):
     if args.eval_only:
         # --resume: the run's newest checkpoint, as training would continue from it.
         weights = (last_checkpoint(cfg.OUTPUT_DIR) if args.resume else None) or cfg.MODEL.WEIGHTS
-        return evaluate(cfg, load_model(weights, cfg).model)
+        # TEST.ENGINE: the same logits step as tools/predict.py runs (PyTorch or ONNX Runtime).
+        return evaluate(cfg, use_engine(load_model(weights, cfg).model, cfg.TEST.ENGINE))
 
     trainer = Trainer(cfg)
     trainer.resume_or_load(resume=args.resume)

@@ -151,6 +151,7 @@ _CHOICES = {
     "SOLVER.CLIP_GRADIENTS.CLIP_TYPE": ("value", "norm"),
     "SOLVER.AMP.DTYPE": ("auto", "bfloat16", "float16"),
     "TEST.AMP.DTYPE": ("auto", "bfloat16", "float16"),
+    "TEST.ENGINE": ("torch", "onnxruntime"),
 }
 # The keys segdet adds to detectron2's (and INPUT.RANDOM_FLIP, detectron2's key with "both" added):
 # `validate_segdet_keys` checks them alone, also in a detectron2 config (segdet.d2).

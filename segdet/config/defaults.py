@@ -232,6 +232,9 @@ _C.TEST.TILE_SIZE = 0
 _C.TEST.TILE_OVERLAP = 0.5
 # "max" (keep the maximum activation, as DeepDIVA) or "mean".
 _C.TEST.TILE_MERGE = "max"
+# segdet: what runs the semantic logits step at inference: "torch", or "onnxruntime" (the step
+# exported to ONNX in memory and run by ONNX Runtime on the CPU; semantic models only).
+_C.TEST.ENGINE = "torch"
 # segdet: also report per-image measures (which images are worst).
 _C.TEST.PER_IMAGE_METRICS = False
 # segdet: also report boundary IoU, with this band width in pixels; 0 = off.

@@ -9,6 +9,12 @@ For every input image the output folder gets
 and, for models with instance masks, one `coco_instances_results.json` for all images, and
 `segdet_predictions.json`, the folder's manifest (model file, classes, label format, inputs;
 see `segdet.data.prediction_folder`), so that evaluation and pictures need no class list.
+
+The next images are decoded and the outputs written in `io_workers` threads while the model runs
+(`segdet.inference.background_io`): the same files, in the same order, as with `io_workers=0`
+(all in the calling thread). An unreadable image is skipped with a warning either way; a
+writer's error is raised as it is; Ctrl-C lets the writes under way end (files are written
+atomically) and drops the rest.
 """
 from __future__ import annotations
 
@@ -20,7 +26,8 @@ from typing import Optional, Sequence
 
 from segdet.data.label_codec import segmentation_format
 from segdet.data.prediction_folder import SIDE_FILE_SUFFIXES, PredictionManifest
-from segdet.errors import DataError
+from segdet.errors import ConfigError, DataError
+from segdet.inference.background_io import DEFAULT_IO_WORKERS, OrderedReader, OrderedWriter
 from segdet.inference.writers import (
     CONFIDENCE_EXTENSIONS,
     CocoResultsWriter,
@@ -28,6 +35,7 @@ from segdet.inference.writers import (
     write_overlay,
     write_segmentation,
 )
+from segdet.structures.coco import instances_to_coco_results
 from segdet.utils.image_io import IMAGE_EXTENSIONS, read_image
 from segdet.utils.progress import Progress
 
@@ -103,10 +111,34 @@ class PredictionSummary:
         return lines
 
 
+class _OutputWriter:
+    """Writes one image's files (the job `predict_files` runs in its writer threads); returns its
+    COCO results, or None for a model without instances."""
+
+    def __init__(self, output_dir: str, metadata, label_format: str, confidence_format: str, overlay: bool,
+                 instances_on: bool):
+        self.output_dir = output_dir
+        self.metadata = metadata
+        self.label_format = label_format
+        self.confidence_format = confidence_format
+        self.overlay = overlay
+        self.instances_on = instances_on
+
+    def __call__(self, stem: str, image, output: dict) -> Optional[list[dict]]:
+        out = os.path.join(self.output_dir, stem)
+        write_segmentation(out + ".png", output["segmentation_image"], self.metadata, self.label_format)
+        confidence_suffix, overlay_suffix = SIDE_FILE_SUFFIXES
+        write_confidence(out + confidence_suffix + CONFIDENCE_EXTENSIONS[self.confidence_format],
+                         output["segmentation_confidence"], self.confidence_format)
+        if self.overlay:
+            write_overlay(out + overlay_suffix + ".jpg", image, output, self.metadata)
+        return instances_to_coco_results(output["instances"], stem) if self.instances_on else None
+
+
 def predict_files(predictor, inputs: Sequence[str], output_dir: str, *, label_format: Optional[str] = None,
                   confidence_format: str = "png", overlay: bool = True, batch_size: int = 1,
                   tile_size: Optional[int] = None, tile_overlap: Optional[float] = None,
-                  tile_merge: Optional[str] = None) -> PredictionSummary:
+                  tile_merge: Optional[str] = None, io_workers: int = DEFAULT_IO_WORKERS) -> PredictionSummary:
     """Predict image files and write the outputs (see the module docstring).
 
     Args:
@@ -116,11 +148,16 @@ def predict_files(predictor, inputs: Sequence[str], output_dir: str, *, label_fo
         label_format: segmentation PNG encoding; None = the training data's ("gray" if it has none).
         confidence_format: "png", "tiff" or "npy".
         overlay: write `<stem>_overlay.jpg`.
-        batch_size: images per forward pass (same-size images are batched).
+        batch_size: images per forward pass: up to this many consecutive inputs are predicted
+            together, those of the same size in one pass (`Predictor.predict_batch`).
         tile_size, tile_overlap, tile_merge: tiled inference (default TEST.TILE_*).
+        io_workers: threads that decode the next images and write the outputs while the model
+            runs (`background_io`; the same files, in the same order); 0 = all in this thread.
     Returns:
         A PredictionSummary; an unreadable image is skipped with a warning and listed there.
     """
+    if io_workers < 0:
+        raise ConfigError(f"io workers {io_workers}; must be >= 0 (0 = decode and write in the main thread)")
     paths = collect_inputs(inputs)
     stems = output_stems(paths)
     os.makedirs(output_dir, exist_ok=True)
@@ -128,36 +165,54 @@ def predict_files(predictor, inputs: Sequence[str], output_dir: str, *, label_fo
     label_format = segmentation_format(metadata, label_format)
     tiler = predictor.tiled_segmenter(tile_size, tile_overlap, tile_merge)
     coco = CocoResultsWriter(os.path.join(output_dir, COCO_RESULTS_FILE)) if predictor.instances_on else None
-    logger.info("Predicting %d images with %s on %s: classes %s; %s; segmentation as '%s' PNG", len(paths),
-                predictor.weights, predictor.device, metadata.class_names,
+    logger.info("Predicting %d images with %s on %s (engine %s): classes %s; %s; segmentation as '%s' PNG; "
+                "batches of %d, %s", len(paths), predictor.weights, predictor.device,
+                getattr(predictor, "engine", "torch"), metadata.class_names,
                 f"tiles of {tiler.tile_h} px, overlap {tiler.overlap}, merge '{tiler.merge}'" if tiler
-                else "whole images", label_format)
+                else "whole images", label_format, batch_size,
+                f"{io_workers} threads decoding ahead and writing behind" if io_workers else "serial I/O")
     summary = PredictionSummary(len(paths), os.path.abspath(output_dir))
     progress = Progress(len(paths), "Predicting")
-    for start in range(0, len(paths), batch_size):
+
+    def written(results: Optional[list[dict]]) -> None:
+        if coco is not None:
+            coco.add_results(results)
+        progress.step()
+
+    write = _OutputWriter(output_dir, metadata, label_format, confidence_format, overlay, coco is not None)
+    reader = OrderedReader(lambda item: read_image(item[0]), zip(paths, stems), io_workers, ahead=2 * batch_size)
+    writer = OrderedWriter(written, io_workers, limit=batch_size + io_workers)
+
+    def predict_chunk(chunk: list) -> None:
         batch = []
-        for path, stem in zip(paths[start:start + batch_size], stems[start:start + batch_size]):
+        for (path, stem), image in chunk:
             try:
-                batch.append((stem, read_image(path)))
+                batch.append((stem, image.result()))
             except DataError as e:
                 logger.warning("Skipping %s: %s", path, e)
                 summary.skipped.append((path, str(e)))
                 progress.step()
         if not batch:
-            continue
+            return
         outputs = predictor.predict_batch([image for _, image in batch], tile_size, tile_overlap, tile_merge,
                                           return_scores=False)
         for (stem, image), output in zip(batch, outputs):
-            out = os.path.join(output_dir, stem)
-            write_segmentation(out + ".png", output["segmentation_image"], metadata, label_format)
-            confidence_suffix, overlay_suffix = SIDE_FILE_SUFFIXES
-            write_confidence(out + confidence_suffix + CONFIDENCE_EXTENSIONS[confidence_format],
-                             output["segmentation_confidence"], confidence_format)
-            if overlay:
-                write_overlay(out + overlay_suffix + ".jpg", image, output, metadata)
-            if coco is not None:
-                coco.add(stem, output["instances"])
-            progress.step()
+            writer.submit(write, stem, image, output)
+
+    try:
+        chunk = []  # batch_size consecutive inputs, the unreadable ones included
+        for item in reader:
+            chunk.append(item)
+            if len(chunk) == batch_size:
+                predict_chunk(chunk)
+                chunk = []
+        if chunk:
+            predict_chunk(chunk)
+        writer.finish()
+    finally:
+        # After an error or Ctrl-C: nothing new starts, running writes end (atomically).
+        reader.close()
+        writer.close()
     progress.done()
     if coco is not None:
         summary.coco_file = coco.write()

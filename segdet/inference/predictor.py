@@ -19,6 +19,10 @@ one tile is processed whole.
 Test-time augmentation (TEST.AUG) is carried by the model, for whole images and tiles alike:
 `Predictor.from_checkpoint(path, ["TEST.AUG.ENABLED", "True", "TEST.AUG.MIN_SIZES", "(288, 360, 432)"])`
 (`segdet.modeling.test_time_augmentation`).
+
+Engines: `engine="onnxruntime"` (or TEST.ENGINE) runs a semantic model's logits step in ONNX
+Runtime on the CPU (`segdet.inference.onnx_engine`); everything else, tiles included, is the
+same code either way.
 """
 from __future__ import annotations
 
@@ -66,48 +70,57 @@ def _to_cpu(value: Any) -> Any:
 class Predictor:
     """A model ready for inference on image arrays (eval mode, no gradients)."""
 
-    def __init__(self, cfg=None, weights: str | None = None, opts: Sequence[str] = ()):
+    def __init__(self, cfg=None, weights: str | None = None, opts: Sequence[str] = (), engine: str | None = None):
         """
         Args:
             cfg: the model's config (MODEL.*, INPUT.MIN/MAX_SIZE_TEST, TEST.TILE_*); None, or the
                 path of a segdet checkpoint, for the config stored in the model file.
             weights: model file; default cfg.MODEL.WEIGHTS.
             opts: config overrides (KEY VALUE ...) of the stored config.
+            engine: what runs the semantic logits step, "torch" or "onnxruntime" (semantic
+                models only, on the CPU; `segdet.inference.onnx_engine`); default TEST.ENGINE.
         Raises:
             CheckpointError when there is no model file, it is unreadable or does not fit the
-            config; ConfigError for a bad config.
+            config; ConfigError for a bad config, or engine "onnxruntime" for a model with instances.
         """
         if isinstance(cfg, (str, os.PathLike)):
             cfg, weights = None, weights or os.fspath(cfg)
-        self._use(load_model(weights, cfg, opts))
+        self._use(load_model(weights, cfg, opts), engine)
 
     @classmethod
-    def from_loaded(cls, loaded: LoadedModel) -> "Predictor":
+    def from_loaded(cls, loaded: LoadedModel, engine: str | None = None) -> "Predictor":
         """A Predictor for a model that is already built and loaded (e.g. by `segdet.d2`, for a
         model trained inside detectron2): `loaded.model` takes and returns segdet's dicts."""
         predictor = cls.__new__(cls)
-        predictor._use(loaded)
+        predictor._use(loaded, engine)
         return predictor
 
-    def _use(self, loaded: LoadedModel) -> None:
+    def _use(self, loaded: LoadedModel, engine: str | None = None) -> None:
         self.model = loaded.model
         self.metadata = loaded.metadata
         self.cfg = loaded.cfg
         self.weights = loaded.weights
+        # A detectron2 config (segdet.d2) has no TEST.ENGINE: PyTorch.
+        self.engine = engine or self.cfg.TEST.get("ENGINE", "torch")
+        if self.engine != "torch":
+            from segdet.inference.onnx_engine import use_engine  # onnxruntime only when asked for
+
+            use_engine(self.model, self.engine)
         self.augmentations = build_augmentations(self.cfg, is_train=False)
         self.instances_on = instances_enabled(self.cfg)
         self.tile_batch_size = 4
 
     @classmethod
-    def from_checkpoint(cls, path: str, opts: Sequence[str] = ()) -> "Predictor":
+    def from_checkpoint(cls, path: str, opts: Sequence[str] = (), engine: str | None = None) -> "Predictor":
         """A Predictor from a segdet checkpoint alone: config and weights from the same file.
 
         Args:
             path: e.g. output/model_final.pth.
             opts: config overrides, e.g. ["MODEL.DEVICE", "cpu", "TEST.TILE_SIZE", "512"].
                 MODEL.DEVICE defaults to "auto" (the device the model was trained on may be absent).
+            engine: "torch" or "onnxruntime"; default TEST.ENGINE.
         """
-        return cls(None, path, opts)
+        return cls(None, path, opts, engine)
 
     @property
     def device(self) -> torch.device:

@@ -109,7 +109,11 @@ class CocoResultsWriter:
 
     def add(self, image_id: Any, instances: dict) -> int:
         """Add one image's instances; returns how many there were."""
-        results = instances_to_coco_results(instances, image_id)
+        return self.add_results(instances_to_coco_results(instances, image_id))
+
+    def add_results(self, results: list[dict]) -> int:
+        """Add one image's COCO results (`instances_to_coco_results`, computed elsewhere, e.g. in a
+        writer thread); returns how many there were."""
         self.results.extend(results)
         self.num_images += 1
         return len(results)

@@ -84,6 +84,9 @@ class SemanticSegmentor(nn.Module):
         self.inference_dtype: torch.dtype | None = None
         # TEST.AUG: carried by the model, so that evaluation, Predictor and tiles all average the same variants.
         self.test_time_augmentation = test_time_augmentation
+        # Another runtime for the logits step at inference (TEST.ENGINE, `inference.onnx_engine`):
+        # a callable of the padded batch; None = PyTorch.
+        self.logits_engine = None
 
     @staticmethod
     def semantic_kwargs(cfg, metadata, backbone: nn.Module) -> dict:
@@ -149,9 +152,14 @@ class SemanticSegmentor(nn.Module):
         return autocast(self.device, None if self.training else self.inference_dtype)
 
     def semantic_logits(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) class logits of a normalized, padded (N, 3, H, W) batch; float32 in inference."""
+        """(N, C, H, W) class logits of a normalized, padded (N, 3, H, W) batch; float32 in inference.
+        In inference by `logits_engine` when one is set (TEST.ENGINE), else by the backbone and head in
+        PyTorch under TEST.AMP's autocast: the one step an engine replaces, the rest (preprocessing,
+        scores, tiles) stays the model's own."""
         if self.training:
             return self.sem_seg_head(self.backbone(images))
+        if self.logits_engine is not None:
+            return self.logits_engine(images)
         with self.inference_autocast():
             logits = self.sem_seg_head(self.backbone(images))
         return logits.float()

@@ -243,3 +243,35 @@ def test_tta_flag_with_a_detectron2_model_is_one_line(tmp_path):
     with pytest.raises(ConfigError, match="^--tta: segdet.d2's models have no test-time augmentation"):
         predict_tool.build_predictor(predict_tool.parse_args(
             ["--engine", "detectron2", "--tta", "--weights", "m.pth", "--input", "x.png", "--output", str(tmp_path)]))
+
+
+def test_onnxruntime_engine_serial_io_and_batches_give_the_same_files(tmp_path, semantic):
+    path, _, _ = semantic
+    write_images(tmp_path / "in", {"a.png": (48, 64), "b.png": (48, 64), "c.png": (40, 56)})
+    torch_out, ort_out = tmp_path / "torch", tmp_path / "ort"
+    assert tool_main("--weights", path, "--input", tmp_path / "in", "--output", torch_out) == 0
+    assert tool_main("--weights", path, "--input", tmp_path / "in", "--output", ort_out, "--engine", "onnxruntime",
+                     "--io-workers", "0", "--batch-size", "2") == 0
+    assert "engine onnxruntime" in (ort_out / "log.txt").read_text()
+    assert "serial I/O" in (ort_out / "log.txt").read_text()
+    codec = LabelCodec(METADATA)
+    for stem in ("a", "b", "c"):
+        assert np.array_equal(codec.read(str(ort_out / f"{stem}.png")), codec.read(str(torch_out / f"{stem}.png")))
+        confidences = [cv2.imread(str(folder / f"{stem}_confidence.png"), cv2.IMREAD_UNCHANGED).astype(int)
+                       for folder in (torch_out, ort_out)]
+        assert np.abs(confidences[0] - confidences[1]).max() <= 1  # round(255 * c) of scores 1e-5 apart
+
+
+def test_onnxruntime_engine_of_a_panoptic_model_exits_2_with_one_line(tmp_path, panoptic):
+    path, _, _ = panoptic
+    write_images(tmp_path / "in", {"a.png": (48, 64)})
+    result = run_tool("--weights", path, "--input", tmp_path / "in", "--output", tmp_path / "out",
+                      "--engine", "onnxruntime")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "semantic models only" in lines[0] and lines[0].startswith("error: TEST.ENGINE")
+
+
+def test_io_workers_must_not_be_negative(tmp_path):
+    with pytest.raises(SystemExit):
+        predict_tool.parse_args(["--input", "x.png", "--output", str(tmp_path), "--io-workers", "-1"])

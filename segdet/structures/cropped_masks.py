@@ -141,13 +141,12 @@ class CroppedMasks:
 def instance_mask_crops(instances: Any) -> Optional[CroppedMasks]:
     """An Instances' masks as crops, whichever field holds them: `pred_mask_crops` as it is,
     full-image `pred_masks` (bool, or scores >= 0.5) cut to each mask's extent; None without masks."""
-    crops = instances.get("pred_mask_crops")
-    if crops is not None:
-        return crops
-    masks = instances.get("pred_masks")
-    if masks is None:
+    # `has` first: detectron2's Instances.get takes no default (segdet.d2 passes those here).
+    if instances.has("pred_mask_crops"):
+        return instances.get("pred_mask_crops")
+    if not instances.has("pred_masks"):
         return None
-    masks = to_numpy(masks)
+    masks = to_numpy(instances.get("pred_masks"))
     if masks.ndim != 3:
         raise DataError(f"pred_masks has shape {masks.shape}; expected N x H x W")
     return CroppedMasks.from_masks(masks if masks.dtype == np.bool_ else masks >= 0.5)

@@ -251,6 +251,8 @@ def panoptic_stages(model, inputs, h, w):
     """segdet's PanopticFPN inference stage by stage (name -> call, each on the previous one's
     result); the network stages under the model's inference autocast, their results in float32
     as `logits_and_detections` gives them."""
+    from segdet.modeling.meta_arch import as_float32_nchw
+
     s = {}
 
     def network(key, call):
@@ -260,7 +262,7 @@ def panoptic_stages(model, inputs, h, w):
         return run
 
     def to_float():
-        s["logits"] = s["logits"].float()
+        s["logits"] = as_float32_nchw(s["logits"])
         s["detections"] = [{k: v.float() if v.is_floating_point() else v for k, v in d.items()}
                            for d in s["detections"]]
 
@@ -272,7 +274,7 @@ def panoptic_stages(model, inputs, h, w):
         "RPN": network("proposals", lambda: model.rpn(s["images"], s["features"])[0]),
         "RoI heads (box + mask)": network("detections", lambda: model.roi_heads(
             s["features"], s["proposals"], s["images"].image_sizes)[0]),
-        "to float32": to_float,
+        "to float32 (NCHW)": to_float,
         "semantic postprocess": lambda: s.__setitem__("semantic", model.semantic_result(s["logits"][0], size(), h, w)),
         "instance postprocess (paste masks)": lambda: s.__setitem__(
             "instances", model.instances_result(s["detections"][0], size(), h, w)),

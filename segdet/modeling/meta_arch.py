@@ -24,6 +24,13 @@ from segdet.modeling.test_time_augmentation import SemanticTTA
 from segdet.structures.instances import Instances
 from segdet.utils.precision import autocast
 
+def as_float32_nchw(logits: torch.Tensor) -> torch.Tensor:
+    """Logits for the postprocessing: float32 whatever TEST.AMP ran in, and contiguous NCHW even
+    with MODEL.CHANNELS_LAST (the full-size resize and softmax over the classes are 1.5x slower
+    on channels-last logits: 0.19 vs 0.12 s for 81 classes at 512x683)."""
+    return logits.float().contiguous()
+
+
 META_ARCH_REGISTRY = Registry("META_ARCH")
 META_ARCH_REGISTRY.__doc__ = """Meta-architectures, built by name from MODEL.META_ARCHITECTURE: classes with
 `from_config(cfg, metadata)` and `has_instances` (whether MODEL.MASK_ON must be True)."""
@@ -162,7 +169,7 @@ class SemanticSegmentor(nn.Module):
             return self.logits_engine(images)
         with self.inference_autocast():
             logits = self.sem_seg_head(self.backbone(images))
-        return logits.float()
+        return as_float32_nchw(logits)
 
     def semantic_scores(self, logits: torch.Tensor, image_size: tuple[int, int], height: int,
                         width: int) -> torch.Tensor:
@@ -309,8 +316,8 @@ class PanopticFPN(SemanticSegmentor):
         with self.inference_autocast():
             features = self.backbone(images.tensors)
             logits, detections = self.sem_seg_head(features), self.detect(images, features)
-        return logits.float(), [{k: v.float() if v.is_floating_point() else v for k, v in d.items()}
-                                for d in detections]
+        return as_float32_nchw(logits), [{k: v.float() if v.is_floating_point() else v for k, v in d.items()}
+                                         for d in detections]
 
     def instances_result(self, detections: dict[str, torch.Tensor], image_size: tuple[int, int], height: int,
                          width: int, cropped: bool = False) -> Instances:

@@ -163,6 +163,21 @@ def alternate(candidates: Mapping[str, Callable[[], Any]], rounds: int, warmup: 
     return times
 
 
+def stage_times(stages: Mapping[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
+    """Median seconds of each stage over `rounds` passes (after one untimed pass), stages called
+    in order (each may use the previous one's result), without gradients."""
+    import torch
+
+    samples: dict[str, list[float]] = {name: [] for name in stages}
+    with torch.inference_mode():
+        for r in range(rounds + 1):
+            for name, call in stages.items():
+                seconds, _ = timed(call)
+                if r:
+                    samples[name].append(seconds)
+    return {name: summary(s)["median"] for name, s in samples.items()}
+
+
 def summary(samples: Sequence[float]) -> dict[str, float]:
     """Median (the reported value), mean, min, max and the interquartile range of timings."""
     xs = sorted(samples)

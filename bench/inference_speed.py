@@ -147,22 +147,9 @@ def semantic_stages(predictors, image, rounds: int) -> dict:
                 write_confidence(os.path.join(folder, "x_confidence.png"), s["out"]["segmentation_confidence"]),
                 write_overlay(os.path.join(folder, "x_overlay.jpg"), image, s["out"], p.metadata)),
         }
-        by_lever[name] = stage_times(stages, rounds)
+        by_lever[name] = common.stage_times(stages, rounds)
     print_stages(by_lever, f"Where the time goes, one 480x360 image (median of {rounds} passes per stage)")
     return by_lever
-
-
-def stage_times(stages: dict, rounds: int) -> dict[str, float]:
-    import torch
-
-    samples: dict[str, list[float]] = {n: [] for n in stages}
-    with torch.inference_mode():
-        for r in range(rounds + 1):
-            for name, call in stages.items():
-                seconds, _ = common.timed(call)
-                if r:
-                    samples[name].append(seconds)
-    return {n: common.summary(v)["median"] for n, v in samples.items()}
 
 
 def print_stages(by_lever: dict[str, dict[str, float]], title: str) -> None:
@@ -240,7 +227,7 @@ def panoptic_part(args, rounds: int, warmup: int) -> dict:
     print("Detections per image: " + "; ".join(f"{n}: {sorted(c)}" for n, c in counts.items()), flush=True)
     common.print_table(rows, headers, title=f"Panoptic FPN R-50, {h}x{w}, {P} proposals, {D} detections, "
                                             f"{rounds} alternating rounds; {d2_note}")
-    by_lever = {name: stage_times(panoptic_stages(models[name], inputs, h, w), max(2, rounds // 2))
+    by_lever = {name: common.stage_times(panoptic_stages(models[name], inputs, h, w), max(2, rounds // 2))
                 for name in ("fp32", "channels-last + bf16")}
     print_stages(by_lever, "Where the time goes, Panoptic FPN R-50 (median per stage)")
     return {"input": note, "size": [h, w], "proposals": P, "detections": D, "detectron2": d2_note,

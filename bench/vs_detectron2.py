@@ -126,20 +126,6 @@ def detectron2_stages(model, inputs, h, w):
     }
 
 
-def stage_times(stages, rounds: int) -> dict[str, float]:
-    """Median seconds of each stage over `rounds` passes (after one untimed pass)."""
-    import torch
-
-    samples: dict[str, list[float]] = {name: [] for name in stages}
-    with torch.inference_mode():
-        for r in range(rounds + 1):
-            for name, call in stages.items():
-                seconds, _ = common.timed(call)
-                if r:
-                    samples[name].append(seconds)
-    return {name: common.summary(s)["median"] for name, s in samples.items()}
-
-
 def inference(args) -> None:
     import torch
     from detectron2.modeling import PanopticFPN
@@ -206,8 +192,8 @@ def inference(args) -> None:
                        title=f"Forward pass of one {h}x{w} image, {rounds} alternating rounds")
 
     stage_rounds = max(2, rounds // 2)
-    by_stage = {"segdet": stage_times(segdet_stages(sd, inputs, h, w), stage_rounds),
-                "detectron2": stage_times(detectron2_stages(d2_plain, inputs, h, w), stage_rounds)}
+    by_stage = {"segdet": common.stage_times(segdet_stages(sd, inputs, h, w), stage_rounds),
+                "detectron2": common.stage_times(detectron2_stages(d2_plain, inputs, h, w), stage_rounds)}
     names = list(by_stage["segdet"])
     common.print_table([[n, by_stage["segdet"][n], by_stage["detectron2"][n],
                          common.ratio(by_stage["segdet"][n], by_stage["detectron2"][n])] for n in names]

@@ -13,7 +13,7 @@ panoptic fusion) reads them through `instance_mask_crops`, which takes either.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -138,15 +138,24 @@ class CroppedMasks:
         return f"CroppedMasks(num_masks={len(self)}, image_size={self.image_size}, bytes={self.nbytes})"
 
 
+def _field(instances: Any, name: str) -> Any:
+    """A field of a dict or an Instances, None when absent: detectron2's Instances (segdet.d2 passes
+    them here) has no default in `get`, so ask `has` first."""
+    if isinstance(instances, Mapping):
+        return instances.get(name)
+    return instances.get(name) if instances.has(name) else None
+
+
 def instance_mask_crops(instances: Any) -> Optional[CroppedMasks]:
     """An Instances' masks as crops, whichever field holds them: `pred_mask_crops` as it is,
     full-image `pred_masks` (bool, or scores >= 0.5) cut to each mask's extent; None without masks."""
-    # `has` first: detectron2's Instances.get takes no default (segdet.d2 passes those here).
-    if instances.has("pred_mask_crops"):
-        return instances.get("pred_mask_crops")
-    if not instances.has("pred_masks"):
+    crops = _field(instances, "pred_mask_crops")
+    if crops is not None:
+        return crops
+    masks = _field(instances, "pred_masks")
+    if masks is None:
         return None
-    masks = to_numpy(instances.get("pred_masks"))
+    masks = to_numpy(masks)
     if masks.ndim != 3:
         raise DataError(f"pred_masks has shape {masks.shape}; expected N x H x W")
     return CroppedMasks.from_masks(masks if masks.dtype == np.bool_ else masks >= 0.5)

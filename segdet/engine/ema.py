@@ -10,10 +10,13 @@ from torch import nn
 
 
 class ModelEMA:
-    """After every optimizer step, `update`: ema = decay * ema + (1 - decay) * weights, for every
+    """After every optimizer step, `update`: ema = d * ema + (1 - d) * weights, for every
     floating-point tensor of the state_dict (buffers too, e.g. BatchNorm's running statistics);
-    integer buffers are copied. Starts from the model's weights. A checkpointable: its state_dict
-    goes into every checkpoint, and inference loads these weights (segdet.checkpoint)."""
+    integer buffers are copied. Starts from the model's weights. d = min(decay, (1 + n) / (10 + n))
+    after n updates (TensorFlow's ExponentialMovingAverage with num_updates): without the ramp,
+    decay 0.999 would still hold 0.999^600 = 55 % of the random initialization after 600 steps.
+    A checkpointable: its state_dict goes into every checkpoint, and inference loads these
+    weights (segdet.checkpoint)."""
 
     def __init__(self, model: nn.Module, decay: float):
         if not 0.0 <= decay < 1.0:
@@ -22,12 +25,17 @@ class ModelEMA:
         self.updates = 0
         self.weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
+    def current_decay(self) -> float:
+        """The decay of the next update: ramped up over the first updates, then `decay`."""
+        return min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
+
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        decay = self.current_decay()
         for name, value in model.state_dict().items():
             average = self.weights[name]
             if average.dtype.is_floating_point:
-                average.mul_(self.decay).add_(value.detach(), alpha=1.0 - self.decay)
+                average.mul_(decay).add_(value.detach(), alpha=1.0 - decay)
             else:
                 average.copy_(value)
         self.updates += 1

@@ -68,13 +68,25 @@ def test_ema_weights_equal_a_hand_computation_after_three_steps():
         ema.update(model)
         seen.append(model[0].weight.detach().clone())
     w0, w1, w2, w3 = seen
-    # e0 = w0; e_k = d e_{k-1} + (1 - d) w_k
-    expected = decay ** 3 * w0 + decay ** 2 * (1 - decay) * w1 + decay * (1 - decay) * w2 + (1 - decay) * w3
+    # e0 = w0; e_k = d_k e_{k-1} + (1 - d_k) w_k, d_k = min(0.8, k / (9 + k)): 1/10, 2/11, 3/12.
+    d1, d2, d3 = 0.1, 2 / 11, 0.25
+    expected = w0
+    for d, w in ((d1, w1), (d2, w2), (d3, w3)):
+        expected = d * expected + (1 - d) * w
     assert torch.allclose(ema.weights["0.weight"], expected, atol=1e-6)
     assert ema.weights["1.num_batches_tracked"].item() == 3  # integer buffers are copied
     with ema.applied(model):
         assert torch.allclose(model[0].weight, expected, atol=1e-6)
     assert torch.equal(model[0].weight, w3)  # the model's own weights come back
+
+
+def test_ema_decay_ramps_up_to_the_configured_decay():
+    ema = ModelEMA(torch.nn.Linear(1, 1), 0.999)
+    assert ema.current_decay() == 0.1
+    ema.updates = 90
+    assert ema.current_decay() == 0.91
+    ema.updates = 100000
+    assert ema.current_decay() == 0.999
 
 
 def test_training_with_ema_saves_and_serves_the_averaged_weights(tiny_cfg_factory):

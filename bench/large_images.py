@@ -57,6 +57,8 @@ def parse_args():
     p.add_argument("--weights", default=None,
                    help="a segdet checkpoint (default: the demo config's semantic model, random weights)")
     p.add_argument("--repeat", type=int, default=1, help="timed predictions per size (median; default 1)")
+    p.add_argument("--opts", nargs="*", default=[], metavar="KEY VALUE",
+                   help="config overrides of the model, e.g. MODEL.CHANNELS_LAST True TEST.AMP.ENABLED True")
     p.add_argument("--content", choices=("random", "demo"), default="random",
                    help="image content: random pixels, or demo images side by side (fruit to detect)")
     # Internal: one measurement in this (fresh) process.
@@ -131,7 +133,7 @@ def measure(args) -> dict:
     from segdet.inference.tiling import tile_windows
 
     threads = common.setup_threads(args.threads)
-    predictor = Predictor.from_checkpoint(args.weights, ["MODEL.DEVICE", "cpu"])
+    predictor = Predictor.from_checkpoint(args.weights, ["MODEL.DEVICE", "cpu", *args.opts])
     size, tile, overlap = args.size, args.tile, args.overlap
     # Warm-up on a 2x2-tile image: lazy initialization and the allocator's first growth.
     small = test_image(args.content, tile * 3 // 2)
@@ -188,6 +190,8 @@ def run_measurement(args, size: int, overlap: float, weights: str) -> dict:
            "--content", args.content]
     if args.threads is not None:
         cmd += ["--threads", str(args.threads)]
+    if args.opts:
+        cmd += ["--opts", *args.opts]
     try:
         subprocess.run(cmd, check=True)
         with open(result_path) as f:
@@ -263,7 +267,8 @@ def main() -> None:
               f"{common.verdict(c['memory_flat_strict'])}, allowing 2x the band's growth: "
               f"{common.verdict(c['memory_flat_but_band'])}", flush=True)
 
-    settings = {"sizes": sizes, "tile": args.tile, "overlaps": args.overlaps, "model": model_note, "content": args.content,
+    settings = {"sizes": sizes, "tile": args.tile, "overlaps": args.overlaps, "model": model_note,
+                "content": args.content, "opts": args.opts,
                 "return_scores": False, "repeat": args.repeat, "threads": info["torch_threads"], "quick": quick}
     targets = {"time_per_mpix_tolerance": LINEARITY_TOLERANCE, "memory_tolerance": MEMORY_TOLERANCE,
                "memory_slack_mib": MEMORY_SLACK_MIB, "checks": checks,

@@ -167,7 +167,7 @@ def predict_files(predictor, inputs: Sequence[str], output_dir: str, *, label_fo
     coco = CocoResultsWriter(os.path.join(output_dir, COCO_RESULTS_FILE)) if predictor.instances_on else None
     logger.info("Predicting %d images with %s on %s (engine %s): classes %s; %s; segmentation as '%s' PNG; "
                 "batches of %d, %s", len(paths), predictor.weights, predictor.device,
-                getattr(predictor, "engine", "torch"), metadata.class_names,
+                predictor.engine, metadata.class_names,
                 f"tiles of {tiler.tile_h} px, overlap {tiler.overlap}, merge '{tiler.merge}'" if tiler
                 else "whole images", label_format, batch_size,
                 f"{io_workers} threads decoding ahead and writing behind" if io_workers else "serial I/O")
@@ -217,7 +217,7 @@ def predict_files(predictor, inputs: Sequence[str], output_dir: str, *, label_fo
     if coco is not None:
         summary.coco_file = coco.write()
         summary.coco_images = coco.num_images
-    predicted = {stem: os.path.abspath(path) for path, stem in zip(paths, stems)
-                 if path not in {p for p, _ in summary.skipped}}
+    skipped = {p for p, _ in summary.skipped}
+    predicted = {stem: os.path.abspath(path) for path, stem in zip(paths, stems) if path not in skipped}
     PredictionManifest(os.path.abspath(predictor.weights), metadata, label_format, predicted).write(output_dir)
     return summary

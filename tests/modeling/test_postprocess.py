@@ -34,6 +34,11 @@ def test_ties_keep_lower_class_id():
     scores = torch.full((3, 2, 2), 0.5)
     labels, _ = segmentation_from_scores(scores)
     assert (labels == 0).all()
+    scores = torch.full((5, 2, 2), 0.5)
+    scores[3] = 0.9  # class 3 is best but ignored: the tie between 1, 2 and 4 goes to 1
+    scores[0] = 0.1
+    labels, conf = segmentation_from_scores(scores, ignore_class_ids=[3])
+    assert (labels == 1).all() and (conf == 0.5).all()
 
 
 def test_scores_are_probabilities_with_zero_for_ignore_classes():
@@ -43,6 +48,8 @@ def test_scores_are_probabilities_with_zero_for_ignore_classes():
     assert torch.allclose(scores[:, 0, 0], torch.stack([e1 / (e1 + e2), e2 / (e1 + e2), torch.tensor(0.0)]))
     labels, conf = segmentation_from_scores(scores, [2])
     assert labels.item() == 1 and abs(conf.item() - (e2 / (e1 + e2)).item()) < 1e-6
+    assert ignore_class_mask(3, []) is None  # nothing to mask: the logits are not copied
+    assert torch.equal(class_scores(logits, ignore_class_mask(3, [])), torch.softmax(logits, dim=0))
 
 
 def test_segmentation_of_a_batch_equals_each_image_alone():
@@ -127,9 +134,12 @@ def test_mask_crops_hold_exactly_the_pixels_torchvision_pastes():
     det = {"boxes": boxes, "scores": torch.linspace(0.9, 0.4, len(boxes)), "labels": torch.ones(len(boxes), dtype=torch.int64),
            "masks": masks}
     whole = detector_postprocess(det, (height, width), height, width, [1])
+    assert whole.pred_masks.dtype == torch.bool and torch.equal(whole.pred_masks, expected)
     cropped = detector_postprocess(det, (height, width), height, width, [1], cropped=True)
     assert not cropped.has("pred_masks") and torch.equal(cropped.pred_boxes, whole.pred_boxes)
     assert all(np.array_equal(cropped.pred_mask_crops.paste(k), whole.pred_masks[k].numpy()) for k in range(len(boxes)))
+    none = detector_postprocess({k: v[:0] for k, v in det.items()}, (height, width), height, width, [1])
+    assert none.pred_masks.shape == (0, height, width) and none.pred_masks.dtype == torch.bool
 
 
 def reference_fusion(masks, scores, classes, seg, overlap, stuff_area, score_threshold, stuff_ids):

@@ -59,6 +59,7 @@ def test_from_masks_trims_each_mask_to_its_extent():
         assert np.array_equal(crops.paste(k), masks[k])
         assert np.array_equal(crops.paste(k, (1, 2, 6, 29)), masks[k][1:6, 2:29])
     assert crops.rles() == [coco_rle(m) for m in masks]
+    assert np.array_equal(crops.dense(), masks) and crops.dense().dtype == bool
     assert crops.nbytes < masks[:1].nbytes  # the point of it
 
 

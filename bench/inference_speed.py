@@ -15,16 +15,21 @@ Models:
                detections (box deltas zeroed, as bench/vs_detectron2.py does), and detectron2's
                PanopticFPN on the same weights where detectron2 is installed (else skipped).
 
+With --compile, the semantic model also as "channels-last + bf16, compiled": its backbone and
+head under torch.compile (inductor, static shapes), the first call at each size (the compilation)
+reported apart.
+
 For every lever: seconds per image (median of alternating rounds, order reversed every other
 round), the ratio to fp32, and the share of segmentation_image pixels that differ from fp32's;
 then where the time goes, stage by stage, for fp32 and the fastest lever.
 
-    .venv/bin/python bench/inference_speed.py [--quick] [--threads 2] [--parts semantic panoptic]
+    .venv/bin/python bench/inference_speed.py [--quick] [--threads 2] [--parts semantic panoptic] [--compile]
 """
 from __future__ import annotations
 
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -36,6 +41,7 @@ LEVERS = {
     "channels-last": ["MODEL.CHANNELS_LAST", "True"],
     "channels-last + bf16": ["MODEL.CHANNELS_LAST", "True", "TEST.AMP.ENABLED", "True"],
 }
+COMPILED = "channels-last + bf16, compiled"
 
 
 def parse_args():
@@ -45,6 +51,8 @@ def parse_args():
                                                              "model_final.pth"),
                    help="the CamVid recipe's trained model (default output/camvid_semantic_R_18/model_final.pth)")
     p.add_argument("--parts", nargs="+", choices=("semantic", "panoptic"), default=["semantic", "panoptic"])
+    p.add_argument("--compile", action="store_true", help="also time the semantic model's channels-last + bf16 "
+                                                          "under torch.compile")
     p.add_argument("--images", type=int, default=None, help="CamVid val images for the pixel comparison "
                                                             "(default 20; --quick 4)")
     return p.parse_args()
@@ -98,9 +106,22 @@ def semantic_part(args, rounds: int, warmup: int) -> dict:
     images, note = camvid_images(args.data_root, count)
     predictors = {n: Predictor.from_checkpoint(args.camvid_weights, ["MODEL.DEVICE", "cpu", *o])
                   for n, o in LEVERS.items()}
+    compiled = COMPILED if args.compile else None
+    if compiled:
+        predictors[compiled] = Predictor.from_checkpoint(args.camvid_weights,
+                                                         ["MODEL.DEVICE", "cpu", *LEVERS["channels-last + bf16"]])
+        for part in (predictors[compiled].model.backbone, predictors[compiled].model.sem_seg_head):
+            part.compile(dynamic=False)
     results = {"input": note, "weights": args.camvid_weights}
     large = [cv2.resize(im, (2048, 1024), interpolation=cv2.INTER_LINEAR) for im in images[:2]]
     for label, batch, timed_images in (("480x360", images, images[:4]), ("1024x2048", large, large[:1])):
+        if compiled:
+            with torch.inference_mode():
+                start = time.perf_counter()
+                predictors[compiled](batch[0], return_scores=False)
+            results[f"compile_seconds_{label}"] = time.perf_counter() - start
+            print(f"{compiled}: first call at {label} (compiling) {results[f'compile_seconds_{label}']:.1f} s",
+                  flush=True)
         with torch.inference_mode():
             outputs = {n: [p(im, return_scores=False) for im in batch] for n, p in predictors.items()}
         times = common.alternate({n: (lambda p=p: [p(im, return_scores=False) for im in timed_images])

@@ -60,6 +60,10 @@ class FastRoIHeads(RoIHeads):
         return super().forward(features, proposals, image_shapes, targets)
 
     def postprocess_detections(self, class_logits, box_regression, proposals, image_shapes):
+        # Scores and boxes in float32 under TEST.AMP too: bfloat16 scores (8 bits) tie by the
+        # hundred, and NMS would then pick among equal scores by chance.
+        class_logits, box_regression = class_logits.float(), box_regression.float()
+        proposals = [p.float() for p in proposals]
         counts = [len(p) for p in proposals]
         all_boxes = self.box_coder.decode(box_regression, proposals).split(counts)
         all_scores = F.softmax(class_logits, -1).split(counts)

@@ -100,7 +100,7 @@ def test_features_converted_once_pool_as_autocast_converts_them():
     # Under bfloat16 autocast torchvision's roi_align casts each level to float32, makes it NCHW
     # itself and casts its result back to bfloat16; FastRoIHeads hands it float32 NCHW levels
     # and gets float32, which the box and mask heads' autocast casts to the same bfloat16
-    # values. (Its detections then equal torchvision's up to the order of equal bfloat16 scores.)
+    # values.
     features = _features(torch.bfloat16)
     boxes = [_clustered_boxes(300, torch.Generator().manual_seed(4), 128.0).clamp(0, 127)]
     pooler = MultiScaleRoIAlign(LEVELS, 7, 0)

@@ -1,4 +1,5 @@
-"""torchvision's RoIHeads with two shortcuts that leave its results as they are.
+"""torchvision's RoIHeads with two shortcuts that leave its results as they are, and its
+detections decoded in float32 under TEST.AMP.
 
 1. The test-time detections: torchvision runs NMS on every (proposal, class) pair above the
 score threshold (1000 proposals x 80 classes at threshold 0), then keeps the best
@@ -52,8 +53,8 @@ def top_k_batched_nms(boxes: torch.Tensor, scores: torch.Tensor, classes: torch.
 
 
 class FastRoIHeads(RoIHeads):
-    """torchvision's RoIHeads, its results unchanged: the poolers' features converted once, and
-    `top_k_batched_nms` for the test-time detections."""
+    """torchvision's RoIHeads, its float32 results unchanged: the poolers' features converted
+    once, `top_k_batched_nms` for the test-time detections, decoded in float32 under autocast."""
 
     def forward(self, features, proposals, image_shapes, targets=None):
         features = {name: as_float32_nchw(f) for name, f in features.items()}

@@ -109,3 +109,15 @@ def test_features_converted_once_pool_as_autocast_converts_them():
         converted = pooler({k: as_float32_nchw(v) for k, v in features.items()}, boxes, [(128, 128)])
     assert direct.dtype == torch.bfloat16 and converted.dtype == torch.float32
     assert torch.equal(direct, converted.to(torch.bfloat16))
+
+
+def test_detections_under_bfloat16_autocast_are_decoded_in_float32():
+    # torchvision's RoIHeads hands back bfloat16 scores under autocast (hundreds of them equal);
+    # FastRoIHeads decodes the box head's outputs in float32.
+    proposals = [_clustered_boxes(500, torch.Generator().manual_seed(5), 128.0).clamp(0, 127)]
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ours = _small_heads(FastRoIHeads)(_features(torch.bfloat16), proposals, [(128, 128)])[0][0]
+        theirs = _small_heads(RoIHeads)(_features(torch.bfloat16), proposals, [(128, 128)])[0][0]
+    assert theirs["scores"].dtype == torch.bfloat16
+    assert ours["scores"].dtype == ours["boxes"].dtype == torch.float32
+    assert len(torch.unique(ours["scores"])) == len(ours["scores"]) == 30

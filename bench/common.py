@@ -16,13 +16,13 @@ import sys
 import time
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-from segdet.utils.files import write_json
-
 # Benchmarks are run as `python bench/<name>.py` from anywhere: the repository root is where
 # the configs and the demo dataset are found.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
+
+from segdet.utils.files import write_json  # noqa: E402  (after the repository is on sys.path)
 
 
 def cpu_model() -> str:

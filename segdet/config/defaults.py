@@ -94,6 +94,12 @@ _C.MODEL.SEM_SEG_HEAD.CONVS_DIM = 128
 _C.MODEL.SEM_SEG_HEAD.COMMON_STRIDE = 4
 # "GN", "BN" or "" (none).
 _C.MODEL.SEM_SEG_HEAD.NORM = "GN"
+# segdet: finer backbone features the head refines its output with (detectron2's DeepLab key
+# names). [] = none, the output at COMMON_STRIDE; ["stem"] = the ResNet stem (stride 2):
+# projected to PROJECT_CHANNELS, joined to the upsampled FPN sum by one 3x3 conv, classified at
+# stride 2 (for thin structures that 1/4 resolution loses).
+_C.MODEL.SEM_SEG_HEAD.PROJECT_FEATURES = []
+_C.MODEL.SEM_SEG_HEAD.PROJECT_CHANNELS = [32]
 _C.MODEL.SEM_SEG_HEAD.LOSS_WEIGHT = 1.0
 # segdet: "cross_entropy", "focal", "dice" or "cross_entropy_dice".
 _C.MODEL.SEM_SEG_HEAD.LOSS_TYPE = "cross_entropy"

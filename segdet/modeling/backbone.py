@@ -33,16 +33,30 @@ def norm_layer_factory(norm: str) -> Callable[[int], nn.Module]:
     raise ConfigError(f"unknown norm {norm!r}; expected BN, SyncBN, FrozenBN or GN")
 
 
+# The output of a ResNet's stem (conv1, norm, ReLU), before the max-pool: stride 2, 64 channels.
+STEM = "stem"
+STEM_CHANNELS = 64
+
+
+def fpn_levels(features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The FPN levels of a backbone's features, without the stem (what the RPN and RoI heads take)."""
+    return features if STEM not in features else {k: v for k, v in features.items() if k != STEM}
+
+
 class ResNetFPN(BackboneWithFPN):
     """torchvision's BackboneWithFPN; parameter names match torchvision's detection models
-    (`body.*`, `fpn.*`), so their state_dicts load as they are. Outputs p2..p5 and p6 (max-pooled)."""
+    (`body.*`, `fpn.*`), so their state_dicts load as they are. Outputs p2..p5 and p6 (max-pooled),
+    and with `stem_out` also the stem's output as "stem"."""
 
-    def __init__(self, depth: int = 50, norm: str = "BN", out_channels: int = 256, freeze_at: int = 0):
+    def __init__(self, depth: int = 50, norm: str = "BN", out_channels: int = 256, freeze_at: int = 0,
+                 stem_out: bool = False):
         if depth not in _RESNETS:
             raise ConfigError(f"MODEL.RESNETS.DEPTH = {depth}; expected one of {sorted(_RESNETS)}")
         body = _RESNETS[depth](weights=None, norm_layer=norm_layer_factory(norm))
         stage_channels = [64, 128, 256, 512] if depth < 50 else [256, 512, 1024, 2048]
         return_layers = {f"layer{i + 1}": f"p{i + 2}" for i in range(4)}
+        if stem_out:
+            return_layers["relu"] = STEM  # torchvision's ResNet uses this ReLU module in its stem only
         super().__init__(body, return_layers, stage_channels, out_channels)
         self.size_divisibility = 32
         self._freeze(freeze_at)
@@ -56,8 +70,12 @@ class ResNetFPN(BackboneWithFPN):
                     p.requires_grad_(False)
 
     def forward(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
-        features = super().forward(x)
-        return OrderedDict((("p6" if k == "pool" else k), v) for k, v in features.items())
+        features = self.body(x)
+        stem = features.pop(STEM, None)
+        out = OrderedDict((("p6" if k == "pool" else k), v) for k, v in self.fpn(features).items())
+        if stem is not None:
+            out[STEM] = stem
+        return out
 
 
 @BACKBONE_REGISTRY.register()
@@ -67,6 +85,7 @@ def build_resnet_fpn_backbone(cfg) -> ResNetFPN:
         norm=cfg.MODEL.RESNETS.NORM,
         out_channels=cfg.MODEL.FPN.OUT_CHANNELS,
         freeze_at=cfg.MODEL.BACKBONE.FREEZE_AT,
+        stem_out=STEM in cfg.MODEL.SEM_SEG_HEAD.PROJECT_FEATURES,
     )
 
 

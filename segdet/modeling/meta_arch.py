@@ -10,6 +10,7 @@ from fvcore.common.registry import Registry
 from torch import nn
 from torchvision.models.detection.image_list import ImageList
 
+from segdet.modeling.backbone import fpn_levels
 from segdet.modeling.losses import SemanticLoss
 from segdet.modeling.postprocess import (
     class_score_offsets,
@@ -276,6 +277,7 @@ class PanopticFPN(SemanticSegmentor):
         if self.training:
             features = self.backbone(images.tensors)
             logits = self.sem_seg_head(features)
+            features = fpn_levels(features)
             targets = self._instance_targets(batched_inputs)
             proposals, rpn_losses = self.rpn(images, features, targets)
             _, roi_losses = self.roi_heads(features, proposals, images.image_sizes, targets)
@@ -300,6 +302,7 @@ class PanopticFPN(SemanticSegmentor):
     def detect(self, images: ImageList, features: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         """torchvision's detections (boxes, labels 1..K, scores, mask probabilities) of a batch,
         in network-input pixels, from its FPN features."""
+        features = fpn_levels(features)
         proposals, _ = self.rpn(images, features)
         detections, _ = self.roi_heads(features, proposals, images.image_sizes)
         return detections

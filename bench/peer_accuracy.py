@@ -173,6 +173,8 @@ def main() -> int:
         raise SystemExit(f"--models: unknown {unknown}; expected some of {list(MODELS)}")
     budget_s = (1.0 if args.quick else args.budget_min) * 60
     calibration = 60 if args.quick else args.calibration_iters
+    if calibration < 60:
+        raise SystemExit(f"--calibration-iters {calibration}: at least 60 (the first 40 are not counted)")
     rows, runs = [], {}
     for model in models:
         folder = os.path.join(args.output_dir, model)

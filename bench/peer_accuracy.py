@@ -102,6 +102,7 @@ def train_one(model: str, opts: list[str], result_path: str) -> None:
     from accuracy import measures
     from segdet.data import MetadataCatalog
     from segdet.engine.defaults import default_argument_parser
+    from segdet.engine.events import read_metrics
     from segdet.engine.trainer import Trainer
 
     args = default_argument_parser().parse_args(["--config-file", CONFIG, *MODELS[model][0], *opts])
@@ -122,8 +123,7 @@ def train_one(model: str, opts: list[str], result_path: str) -> None:
     start = time.perf_counter()
     results = trainer.train()
     total = time.perf_counter() - start
-    with open(os.path.join(cfg.OUTPUT_DIR, "metrics.json")) as f:
-        rows = [json.loads(line) for line in f if line.strip()]
+    rows = read_metrics(os.path.join(cfg.OUTPUT_DIR, "metrics.json"))
     # The mean of the trainer's per-window step times past the first two windows: the first steps are
     # slower (oneDNN creates its kernels), and counting them made segdet's budget 13 % short.
     step_times = [r["time"] for r in rows if "time" in r and r["iteration"] >= 40]

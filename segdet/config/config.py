@@ -156,7 +156,8 @@ _CHOICES = {
 # The keys segdet adds to detectron2's (and INPUT.RANDOM_FLIP, detectron2's key with "both" added):
 # `validate_segdet_keys` checks them alone, also in a detectron2 config (segdet.d2).
 _SEGDET_CHOICES = {
-    "MODEL.SEM_SEG_HEAD.LOSS_TYPE": ("cross_entropy", "focal", "dice", "cross_entropy_dice"),
+    "MODEL.SEM_SEG_HEAD.LOSS_TYPE": ("cross_entropy", "focal", "dice", "cross_entropy_dice", "ohem_cross_entropy",
+                                     "lovasz", "cross_entropy_lovasz"),
     "INPUT.RANDOM_FLIP": ("horizontal", "vertical", "both", "none"),
     "SOLVER.OPTIMIZER": ("SGD", "ADAMW"),
     "SOLVER.BEST_CHECKPOINT_MODE": ("max", "min"),
@@ -243,5 +244,11 @@ def validate_segdet_keys(cfg) -> None:
                 f"config key MODEL.SEM_SEG_HEAD.IGNORE_CLASS_IDS has ids {bad} outside "
                 f"0..{cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES - 1}"
             )
-    if not 0 <= cfg.MODEL.SEM_SEG_HEAD.DICE_WEIGHT <= 1:
-        raise ConfigError("config key MODEL.SEM_SEG_HEAD.DICE_WEIGHT must be in [0, 1]")
+    for key in ("DICE_WEIGHT", "LOVASZ_WEIGHT"):
+        if not 0 <= cfg.MODEL.SEM_SEG_HEAD[key] <= 1:
+            raise ConfigError(f"config key MODEL.SEM_SEG_HEAD.{key} must be in [0, 1]")
+    if not 0 < cfg.MODEL.SEM_SEG_HEAD.OHEM_THRESH <= 1:
+        raise ConfigError("config key MODEL.SEM_SEG_HEAD.OHEM_THRESH must be in (0, 1]")
+    min_kept = cfg.MODEL.SEM_SEG_HEAD.OHEM_MIN_KEPT
+    if not isinstance(min_kept, int) or min_kept < 0:
+        raise ConfigError(f"config key MODEL.SEM_SEG_HEAD.OHEM_MIN_KEPT = {min_kept!r}; expected a pixel count >= 0")

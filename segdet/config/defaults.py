@@ -101,12 +101,19 @@ _C.MODEL.SEM_SEG_HEAD.NORM = "GN"
 _C.MODEL.SEM_SEG_HEAD.PROJECT_FEATURES = []
 _C.MODEL.SEM_SEG_HEAD.PROJECT_CHANNELS = [32]
 _C.MODEL.SEM_SEG_HEAD.LOSS_WEIGHT = 1.0
-# segdet: "cross_entropy", "focal", "dice" or "cross_entropy_dice".
+# segdet: "cross_entropy", "focal", "dice", "cross_entropy_dice", "ohem_cross_entropy" (the hard
+# pixels only), "lovasz" (Lovasz-softmax, a surrogate of 1 - IoU) or "cross_entropy_lovasz".
 _C.MODEL.SEM_SEG_HEAD.LOSS_TYPE = "cross_entropy"
 # segdet: gamma of the focal loss.
 _C.MODEL.SEM_SEG_HEAD.FOCAL_GAMMA = 2.0
 # segdet: weight of the Dice term in "cross_entropy_dice" (cross-entropy gets 1 - this).
 _C.MODEL.SEM_SEG_HEAD.DICE_WEIGHT = 0.5
+# segdet: "ohem_cross_entropy" keeps the pixels whose true-class probability is below
+# OHEM_THRESH, and at least the OHEM_MIN_KEPT hardest pixels of each batch (MMSegmentation's).
+_C.MODEL.SEM_SEG_HEAD.OHEM_THRESH = 0.7
+_C.MODEL.SEM_SEG_HEAD.OHEM_MIN_KEPT = 100000
+# segdet: weight of the Lovasz term in "cross_entropy_lovasz" (cross-entropy gets 1 - this).
+_C.MODEL.SEM_SEG_HEAD.LOVASZ_WEIGHT = 0.5
 # segdet: at inference, divide each class's score by (its training class weight) ** this
 # power. Class weights make training favor rare classes, and a weighted cross-entropy learns
 # scores proportional to weight x probability: 1.0 undoes that fully (the unweighted

@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-LOSS_TYPES = ("cross_entropy", "focal", "dice", "cross_entropy_dice")
+LOSS_TYPES = ("cross_entropy", "focal", "dice", "cross_entropy_dice", "ohem_cross_entropy", "lovasz",
+              "cross_entropy_lovasz")
 
 
 def _pixel_weights(targets: torch.Tensor, weights: torch.Tensor | None, ignore_value: int) -> torch.Tensor:
@@ -65,35 +66,101 @@ def weighted_dice_loss(logits: torch.Tensor, targets: torch.Tensor, weights: tor
     return 1.0 - dice.mean()
 
 
+def ohem_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None,
+                       ignore_value: int = 255, thresh: float = 0.7, min_kept: int = 100000) -> torch.Tensor:
+    """Cross-entropy over the hard pixels only (online hard example mining, as MMSegmentation's
+    OHEM pixel sampler): the pixels whose probability of their true class is below `thresh`; when
+    fewer than `min_kept` are, the `min_kept` pixels with the lowest such probability. The kept
+    pixels are averaged with the weight_image as weights, like `weighted_cross_entropy`.
+    """
+    w = _pixel_weights(targets, weights, ignore_value)
+    safe_targets = torch.where(targets == ignore_value, torch.zeros_like(targets), targets)
+    ce = F.cross_entropy(logits, safe_targets, reduction="none")
+    with torch.no_grad():
+        p_true = torch.exp(-ce).flatten()
+        valid = (targets != ignore_value).flatten()
+        hard = valid & (p_true < thresh)
+        if int(hard.sum()) < min_kept:
+            # The easiest valid pixels sort last: ignore pixels get a probability above 1.
+            ranked = torch.where(valid, p_true, torch.full_like(p_true, 2.0))
+            k = min(min_kept, int(valid.sum()))
+            hard = torch.zeros_like(valid)
+            hard[ranked.topk(k, largest=False).indices] = True
+    return _weighted_mean(ce, w * hard.view_as(w))
+
+
+def _lovasz_gradient(foreground_sorted: torch.Tensor) -> torch.Tensor:
+    """The Lovasz extension's weights for errors sorted in decreasing order: entry k is the
+    change of the Jaccard loss when the k-th error pixel joins the mistakes (Berman et al. 2018)."""
+    total = foreground_sorted.sum()
+    intersection = total - foreground_sorted.cumsum(0)
+    union = total + (1.0 - foreground_sorted).cumsum(0)
+    jaccard = 1.0 - intersection / union
+    return torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]])
+
+
+def lovasz_softmax_loss(logits: torch.Tensor, targets: torch.Tensor, ignore_value: int = 255) -> torch.Tensor:
+    """Lovasz-softmax (Berman et al. 2018): a convex surrogate of 1 - IoU, averaged over the
+    classes present in the batch's targets. At one-hot probabilities it equals 1 - IoU exactly.
+
+    It optimizes IoU per class, so it is balanced by construction: the weight_image's class
+    weights do not apply (ignore pixels are left out).
+    """
+    valid = targets != ignore_value
+    probs = F.softmax(logits, dim=1).permute(0, 2, 3, 1)[valid]  # (pixels, classes)
+    labels = targets[valid]
+    if labels.numel() == 0:
+        return logits.sum() * 0.0
+    per_class = []
+    for c in labels.unique().tolist():
+        foreground = (labels == c).to(probs.dtype)
+        errors = (foreground - probs[:, c]).abs()
+        errors_sorted, order = errors.sort(descending=True)
+        per_class.append(errors_sorted @ _lovasz_gradient(foreground[order]))
+    return torch.stack(per_class).mean()
+
+
 class SemanticLoss:
     """The semantic loss chosen by MODEL.SEM_SEG_HEAD.LOSS_TYPE."""
 
     def __init__(self, loss_type: str = "cross_entropy", ignore_value: int = 255, focal_gamma: float = 2.0,
-                 dice_weight: float = 0.5, ignore_class_ids: list[int] | tuple[int, ...] = ()):
+                 dice_weight: float = 0.5, ignore_class_ids: list[int] | tuple[int, ...] = (),
+                 ohem_thresh: float = 0.7, ohem_min_kept: int = 100000, lovasz_weight: float = 0.5):
         if loss_type not in LOSS_TYPES:
             raise ValueError(f"unknown loss type {loss_type!r}; expected one of {LOSS_TYPES}")
         self.loss_type = loss_type
         self.ignore_value = ignore_value
         self.focal_gamma = focal_gamma
         self.dice_weight = dice_weight
-        # Ignore classes are never targets; Dice must not average over their channels.
+        self.ohem_thresh = ohem_thresh
+        self.ohem_min_kept = ohem_min_kept
+        self.lovasz_weight = lovasz_weight
+        # Ignore classes are never targets; Dice and Lovasz must not average over their channels.
         self.ignore_class_ids = list(ignore_class_ids)
 
     @classmethod
     def from_config(cls, cfg, ignore_class_ids) -> "SemanticLoss":
         head = cfg.MODEL.SEM_SEG_HEAD
-        return cls(head.LOSS_TYPE, head.IGNORE_VALUE, head.FOCAL_GAMMA, head.DICE_WEIGHT, ignore_class_ids)
+        return cls(head.LOSS_TYPE, head.IGNORE_VALUE, head.FOCAL_GAMMA, head.DICE_WEIGHT, ignore_class_ids,
+                   head.OHEM_THRESH, head.OHEM_MIN_KEPT, head.LOVASZ_WEIGHT)
 
-    def _dice(self, logits, targets, weights):
+    def _without_ignore_channels(self, logits, targets):
         keep = [c for c in range(logits.shape[1]) if c not in self.ignore_class_ids]
         if len(keep) == logits.shape[1]:
-            return weighted_dice_loss(logits, targets, weights, self.ignore_value)
+            return logits, targets
         # Drop ignore channels and renumber the targets to the kept channels.
         remap = torch.full((256,), self.ignore_value, dtype=targets.dtype, device=targets.device)
         remap[torch.tensor(keep, device=targets.device)] = torch.arange(len(keep), device=targets.device,
                                                                       dtype=targets.dtype)
-        remapped = remap[targets.clamp(0, 255)]
-        return weighted_dice_loss(logits[:, keep], remapped, weights, self.ignore_value)
+        return logits[:, keep], remap[targets.clamp(0, 255)]
+
+    def _dice(self, logits, targets, weights):
+        logits, targets = self._without_ignore_channels(logits, targets)
+        return weighted_dice_loss(logits, targets, weights, self.ignore_value)
+
+    def _lovasz(self, logits, targets):
+        logits, targets = self._without_ignore_channels(logits, targets)
+        return lovasz_softmax_loss(logits, targets, self.ignore_value)
 
     def __call__(self, logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
         if self.loss_type == "cross_entropy":
@@ -102,5 +169,12 @@ class SemanticLoss:
             return weighted_focal_loss(logits, targets, weights, self.ignore_value, self.focal_gamma)
         if self.loss_type == "dice":
             return self._dice(logits, targets, weights)
+        if self.loss_type == "ohem_cross_entropy":
+            return ohem_cross_entropy(logits, targets, weights, self.ignore_value, self.ohem_thresh, self.ohem_min_kept)
+        if self.loss_type == "lovasz":
+            return self._lovasz(logits, targets)
+        if self.loss_type == "cross_entropy_lovasz":
+            ce = weighted_cross_entropy(logits, targets, weights, self.ignore_value)
+            return (1.0 - self.lovasz_weight) * ce + self.lovasz_weight * self._lovasz(logits, targets)
         ce = weighted_cross_entropy(logits, targets, weights, self.ignore_value)
         return (1.0 - self.dice_weight) * ce + self.dice_weight * self._dice(logits, targets, weights)

@@ -155,9 +155,11 @@ _CHOICES = {
 }
 # The keys segdet adds to detectron2's (and INPUT.RANDOM_FLIP, detectron2's key with "both" added):
 # `validate_segdet_keys` checks them alone, also in a detectron2 config (segdet.d2).
+# The semantic losses (segdet.modeling.losses implements each).
+SEM_SEG_LOSS_TYPES = ("cross_entropy", "focal", "dice", "cross_entropy_dice", "ohem_cross_entropy", "lovasz",
+                      "cross_entropy_lovasz")
 _SEGDET_CHOICES = {
-    "MODEL.SEM_SEG_HEAD.LOSS_TYPE": ("cross_entropy", "focal", "dice", "cross_entropy_dice", "ohem_cross_entropy",
-                                     "lovasz", "cross_entropy_lovasz"),
+    "MODEL.SEM_SEG_HEAD.LOSS_TYPE": SEM_SEG_LOSS_TYPES,
     "INPUT.RANDOM_FLIP": ("horizontal", "vertical", "both", "none"),
     "SOLVER.OPTIMIZER": ("SGD", "ADAMW"),
     "SOLVER.BEST_CHECKPOINT_MODE": ("max", "min"),

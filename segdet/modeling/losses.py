@@ -9,8 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-LOSS_TYPES = ("cross_entropy", "focal", "dice", "cross_entropy_dice", "ohem_cross_entropy", "lovasz",
-              "cross_entropy_lovasz")
+from segdet.config.config import SEM_SEG_LOSS_TYPES as LOSS_TYPES
 
 
 def _pixel_weights(targets: torch.Tensor, weights: torch.Tensor | None, ignore_value: int) -> torch.Tensor:

@@ -43,8 +43,11 @@ MODELS = {
     "segdet": ([], None),
     "smp_fpn": (["MODEL.BACKBONE.NAME", "build_smp_fpn", "MODEL.SEM_SEG_HEAD.NAME", "PassLogitsHead"], "FPN"),
     "smp_unet": (["MODEL.BACKBONE.NAME", "build_smp_unet", "MODEL.SEM_SEG_HEAD.NAME", "PassLogitsHead"], "Unet"),
-    # segdet's recipe with the head refined at stride 2 by the stem (not in the default --models)
+    # Not in the default --models: segdet's recipe with the head refined at stride 2 by the stem,
+    # and with a wider FPN and head (smp FPN's widths are 256 and 128).
     "segdet_stem": (["MODEL.SEM_SEG_HEAD.PROJECT_FEATURES", "['stem']"], None),
+    "segdet_wide": (["MODEL.FPN.OUT_CHANNELS", "128", "MODEL.SEM_SEG_HEAD.CONVS_DIM", "128"], None),
+    "segdet_smp_widths": (["MODEL.FPN.OUT_CHANNELS", "256", "MODEL.SEM_SEG_HEAD.CONVS_DIM", "128"], None),
 }
 DEFAULT_MODELS = "segdet,smp_fpn,smp_unet"
 # The switches every model trains with: segdet's fastest training on this CPU (BENCHMARKS.md).

@@ -3,12 +3,10 @@
 and against SAHI's sliced prediction with the same segdet model, and seconds per mosaic.
 
 A mosaic is columns x rows dataset images side by side, its ground truth their annotations moved
-by each image's offset (bench/mosaics.py). The predictions of every mosaic, all with one model:
+by each image's offset (bench/mosaics.py). Three predictions of every mosaic, with one model:
 - per image: each image predicted alone (whole-image inference), its instances moved into the
   mosaic: the reference, what the model does when it sees each image whole;
 - tiled: `Predictor(mosaic, tile_size, overlap)`: segdet's tiled inference, instances stitched;
-- tiled, views vote: the same with TEST.TILE_INSTANCE_MERGE "vote" (the tiles that see an
-  object whole vote on its score and mask);
 - tiles = images: tiled inference with one tile per mosaic cell, no overlap: nothing to stitch,
   no neighbour in view; what the mosaic's cells cost by themselves (their padding, in the
   model's pixel mean, where images differ in size; for same-size images it is exactly
@@ -20,7 +18,7 @@ by each image's offset (bench/mosaics.py). The predictions of every mosaic, all 
   threshold (NMS, IOU 0.5) and with its documented default forced (GREEDYNMM, IOS 0.5). Needs
   `sahi` (a bench-only dependency: a separate virtual environment, see BENCHMARKS.md);
   --no-sahi skips it.
-All evaluated by the same COCOeval against the same mosaic ground truth.
+All three evaluated by the same COCOeval against the same mosaic ground truth.
 
     python bench/tiled_instances.py --weights output/demo_for_tiles/model_final.pth --dataset demo
     SEGDET_DATASETS=/work/shared/datasets python bench/tiled_instances.py \\
@@ -176,9 +174,8 @@ def main() -> None:
     from segdet.inference.predictor import Predictor
     from segdet.structures.coco import instances_to_coco_results
 
-    opts = ["MODEL.DEVICE", "cpu", "INPUT.MIN_SIZE_TEST", "0", "INPUT.MAX_SIZE_TEST", "0"]
-    predictor = Predictor.from_checkpoint(args.weights, opts)
-    voting = Predictor.from_checkpoint(args.weights, opts + ["TEST.TILE_INSTANCE_MERGE", "vote"])
+    predictor = Predictor.from_checkpoint(args.weights, ["MODEL.DEVICE", "cpu", "INPUT.MIN_SIZE_TEST", "0",
+                                                         "INPUT.MAX_SIZE_TEST", "0"])
     metadata = predictor.metadata
     if args.dataset == "demo":
         cells = mosaics.demo_cells(args.num_images, args.seed)
@@ -210,7 +207,7 @@ def main() -> None:
     from segdet.inference.tiling import TiledSegmenter
 
     cell_tiler = TiledSegmenter(predictor.model, (size[0] // args.rows, size[1] // args.columns), 0.0, batch_size=1)
-    methods = {"per image": [], "tiles = images": [], "tiled": [], "tiled, views vote": [], **{name: [] for name in sahi_merges},
+    methods = {"per image": [], "tiles = images": [], "tiled": [], **{name: [] for name in sahi_merges},
                "per image, SAHI polygons": []}
     seconds = {name: 0.0 for name in methods}
     ground_truth = []
@@ -231,10 +228,6 @@ def main() -> None:
                                                 return_scores=False))
         seconds["tiled"] += t
         methods["tiled"] += instances_to_coco_results(out["instances"], image_id)
-        t, voted = common.timed(lambda: voting(mosaic.image, tile_size=args.tile, overlap=args.overlap,
-                                               return_scores=False))
-        seconds["tiled, views vote"] += t
-        methods["tiled, views vote"] += instances_to_coco_results(voted["instances"], image_id)
         for name, merge in sahi_merges.items() if sahi is not None else ():
             t, prediction = common.timed(lambda: get_sliced_prediction(
                 mosaic.image, sahi, slice_height=args.tile, slice_width=args.tile,

@@ -158,15 +158,12 @@ _CHOICES = {
 # The semantic losses (segdet.modeling.losses implements each).
 SEM_SEG_LOSS_TYPES = ("cross_entropy", "focal", "dice", "cross_entropy_dice", "ohem_cross_entropy", "lovasz",
                       "cross_entropy_lovasz")
-# How the tiles that see one object whole become its instance (segdet.inference.tile_instances).
-TILE_INSTANCE_MERGES = ("best", "vote")
 _SEGDET_CHOICES = {
     "MODEL.SEM_SEG_HEAD.LOSS_TYPE": SEM_SEG_LOSS_TYPES,
     "INPUT.RANDOM_FLIP": ("horizontal", "vertical", "both", "none"),
     "SOLVER.OPTIMIZER": ("SGD", "ADAMW"),
     "SOLVER.BEST_CHECKPOINT_MODE": ("max", "min"),
     "TEST.TILE_MERGE": ("max", "mean"),
-    "TEST.TILE_INSTANCE_MERGE": TILE_INSTANCE_MERGES,
 }
 
 

@@ -245,10 +245,6 @@ _C.TEST.TILE_SIZE = 0
 _C.TEST.TILE_OVERLAP = 0.5
 # "max" (keep the maximum activation, as DeepDIVA) or "mean".
 _C.TEST.TILE_MERGE = "max"
-# segdet: an object that several tiles see whole becomes "best" (the highest-scoring view, as it
-# was seen) or "vote" (the views vote: mean score over the tiles that hold it whole, the
-# majority mask); segdet.inference.tile_instances.
-_C.TEST.TILE_INSTANCE_MERGE = "best"
 # segdet: what runs the semantic logits step at inference: "torch", or "onnxruntime" (the step
 # exported to ONNX in memory and run by ONNX Runtime on the CPU; semantic models only).
 _C.TEST.ENGINE = "torch"

@@ -14,19 +14,10 @@ where both tiles see the image):
 3. Matches join detections into groups, the best matches (highest IoU) first, as each tile is
    added; a group never holds two detections of one tile (the tile's own NMS kept both, so
    they are two objects).
-4. A group becomes one instance. If some members are not cut (*whole views*), `merge` says how:
-   - "best": the highest-scoring whole view (then the one with the largest clearance), as its
-     tile saw it: box, mask, score; an object near one tile's edge is taken from a tile that
-     sees it whole.
-   - "vote": the tiles that hold the object whole vote. Its score is the sum of the whole
-     views' scores divided by the number of tiles that hold its box whole at a clearance of at
-     least the margin (a tile that saw the place whole and found nothing votes 0); its mask
-     holds the pixels that more than half of the whole views hold (a tie goes to the
-     highest-scoring view); its box is the score-weighted mean of theirs. A confident detection
-     that only one of several views makes loses score; one object seen whole by two tiles with
-     slightly different masks gets one mask.
-   If every member is cut (no tile holds the whole object), the union of their masks and boxes,
-   with the highest score.
+4. A group becomes one instance. If a member is not cut, the highest-scoring member that is not
+   cut (then the one with the largest clearance), as its tile saw it: box, mask, score; an
+   object near one tile's edge is taken from a tile that sees it whole. If every member is cut
+   (no tile holds the whole object), the union of their masks and boxes, with the highest score.
 5. Such a cut-only instance is dropped when another tile holds its whole box at a clearance of
    at least `edge_margin`: that tile saw the place with no border near and found nothing that
    matches, so the cut detection is a duplicate (a detector shown part of an object often adds
@@ -45,7 +36,6 @@ from typing import Optional
 import numpy as np
 import torch
 
-from segdet.config.config import TILE_INSTANCE_MERGES
 from segdet.errors import ConfigError, DataError
 from segdet.structures.cropped_masks import CroppedMasks, Region, instance_mask_crops
 from segdet.structures.instances import Instances
@@ -53,17 +43,6 @@ from segdet.utils.arrays import to_numpy
 
 MATCH_IOU = 0.5
 EDGE_MARGIN = 4
-
-
-def check_stitching(match_iou: float, edge_margin: float, merge: str) -> None:
-    """Raise ConfigError for settings the stitching rule cannot use."""
-    if not 0 < match_iou <= 1:
-        raise ConfigError(f"tile instance match IoU {match_iou}: expected a value in (0, 1]")
-    if edge_margin < 0:
-        raise ConfigError(f"tile edge margin {edge_margin}: expected >= 0 pixels")
-    if merge not in TILE_INSTANCE_MERGES:
-        raise ConfigError(f"tile instance merge {merge!r} (TEST.TILE_INSTANCE_MERGE); expected one of "
-                          f"{list(TILE_INSTANCE_MERGES)}")
 
 
 @dataclass
@@ -139,13 +118,14 @@ class InstanceStitcher:
         instances = stitcher.result()
     """
 
-    def __init__(self, image_size: tuple[int, int], match_iou: float = MATCH_IOU, edge_margin: float = EDGE_MARGIN,
-                 merge: str = "best"):
-        check_stitching(match_iou, edge_margin, merge)
+    def __init__(self, image_size: tuple[int, int], match_iou: float = MATCH_IOU, edge_margin: float = EDGE_MARGIN):
+        if not 0 < match_iou <= 1:
+            raise ConfigError(f"tile instance match IoU {match_iou}: expected a value in (0, 1]")
+        if edge_margin < 0:
+            raise ConfigError(f"tile edge margin {edge_margin}: expected >= 0 pixels")
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.match_iou = float(match_iou)
         self.edge_margin = float(edge_margin)
-        self.merge_views = merge
         self._windows: list[Region] = []
         self._live: dict[int, TileDetection] = {}  # detections of groups still open
         # Per tile with open detections: their ids, extents (n x 4) and classes, for matching.
@@ -251,25 +231,25 @@ class InstanceStitcher:
             if ids is not None and not any(int(i) in self._live for i in ids[0]):
                 del self._open_tiles[tile]
         instance = self.merge(members)
-        if instance.clearance >= self.edge_margin or self.whole_views(instance.box) == 0:
+        if instance.clearance >= self.edge_margin or not self._seen_whole_elsewhere(instance.box):
             self._kept.append(instance)
 
-    def whole_views(self, box: np.ndarray) -> int:
-        """How many tiles hold the box at a clearance of at least the margin (rules 4 and 5).
-        Every tile that can is known when a group is resolved: later tiles start below it."""
+    def _seen_whole_elsewhere(self, box: np.ndarray) -> bool:
+        """Whether a tile holds the box at a clearance of at least the margin (rule 5). Every tile
+        that can is known when a group is resolved: later tiles start below it."""
         windows = np.asarray(self._windows, dtype=np.float64)
         y0, x0, y1, x1 = windows.T
         holds = (y0 <= box[1]) & (x0 <= box[0]) & (box[3] <= y1) & (box[2] <= x1)
-        return sum(clearance(box, tuple(int(v) for v in w), self.image_size) >= self.edge_margin
-                   for w in windows[holds])  # a few tiles at most
+        for w in windows[holds]:  # a few tiles at most
+            if clearance(box, tuple(int(v) for v in w), self.image_size) >= self.edge_margin:
+                return True
+        return False
 
     def merge(self, members: list[TileDetection]) -> TileDetection:
         """One instance of a group (rule 4 of the module docstring); its clearance is below the
         margin when every member is cut."""
         whole = [d for d in members if d.clearance >= self.edge_margin]
         if whole:
-            if self.merge_views == "vote":
-                return self._vote(whole)
             return max(whole, key=lambda d: (d.score, d.clearance))
         if len(members) == 1:
             return members[0]
@@ -281,22 +261,6 @@ class InstanceStitcher:
         box = np.concatenate([boxes[:, :2].min(axis=0), boxes[:, 2:].max(axis=0)]).astype(np.float32)
         best = max(members, key=lambda d: d.score)
         return TileDetection(best.tile, box, best.score, best.class_id, crop, extent, best.clearance)
-
-    def _vote(self, whole: list[TileDetection]) -> TileDetection:
-        """The "vote" merge of the whole views of one object (rule 4)."""
-        best = max(whole, key=lambda d: (d.score, d.clearance))
-        scores = np.asarray([d.score for d in whole], dtype=np.float64)
-        weights = scores / scores.sum() if scores.sum() > 0 else np.full(len(whole), 1 / len(whole))
-        box = (weights[:, None] * np.stack([d.box for d in whole]).astype(np.float64)).sum(axis=0).astype(np.float32)
-        views = max(len(whole), self.whole_views(box))
-        if len(whole) == 1:
-            crop, extent = best.crop, best.extent
-        else:
-            extent = _cover([d.extent for d in whole])
-            votes = sum(_paste(d, extent).astype(np.int32) for d in whole)
-            crop = (2 * votes > len(whole)) | ((2 * votes == len(whole)) & _paste(best, extent))
-        return TileDetection(best.tile, box, float(scores.sum() / views), best.class_id, crop, extent,
-                             max(d.clearance for d in whole))
 
     def result(self) -> Instances:
         """All instances (every open group resolved), by decreasing score: `pred_boxes`, `scores`,

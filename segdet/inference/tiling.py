@@ -54,7 +54,7 @@ from fvcore.transforms.transform import ScaleTransform
 
 from segdet.data.transforms.augmentation import ResizeShortestEdge
 from segdet.errors import ConfigError, DataError
-from segdet.inference.tile_instances import EDGE_MARGIN, MATCH_IOU, InstanceStitcher, check_stitching
+from segdet.inference.tile_instances import EDGE_MARGIN, MATCH_IOU, InstanceStitcher
 from segdet.modeling.postprocess import segmentation_from_scores
 from segdet.structures.instances import Instances
 from segdet.utils.progress import Progress
@@ -138,7 +138,7 @@ class TiledSegmenter:
 
     def __init__(self, model: torch.nn.Module, tile_size: int, overlap: float = 0.5, merge: str = "max",
                  batch_size: int = 4, test_min_size: int = 0, test_max_size: int = 0,
-                 match_iou: float = MATCH_IOU, edge_margin: float = EDGE_MARGIN, instance_merge: str = "best"):
+                 match_iou: float = MATCH_IOU, edge_margin: float = EDGE_MARGIN):
         """
         Args:
             model: a SemanticSegmentor or PanopticFPN in eval mode. Its semantic path:
@@ -152,8 +152,8 @@ class TiledSegmenter:
             test_min_size, test_max_size: the test-time resize (INPUT.MIN_SIZE_TEST /
                 MAX_SIZE_TEST; 0 = none). Tiles are cut from the original image and each is
                 resized by the factor the whole image would be resized by.
-            match_iou, edge_margin, instance_merge: the instance stitching rule's settings
-                (`segdet.inference.tile_instances`; instance_merge is TEST.TILE_INSTANCE_MERGE).
+            match_iou, edge_margin: the instance stitching rule's settings
+                (`segdet.inference.tile_instances`).
         """
         self.tile_h, self.tile_w = _check_tiling(tile_size, overlap)
         if merge not in MERGE_MODES:
@@ -167,10 +167,8 @@ class TiledSegmenter:
         self.test_min_size = int(test_min_size)
         self.test_max_size = int(test_max_size)
         self.instances_on = bool(getattr(model, "has_instances", False))
-        check_stitching(match_iou, edge_margin, instance_merge)
         self.match_iou = float(match_iou)
         self.edge_margin = float(edge_margin)
-        self.instance_merge = instance_merge
         if self.instances_on and self.overlap == 0 and not _warned["no_overlap"]:
             logger.warning("Tiles without overlap: an object that a tile border cuts stays in pieces (instances are "
                            "stitched where tiles overlap); set an overlap, e.g. TEST.TILE_OVERLAP 0.5")
@@ -179,12 +177,10 @@ class TiledSegmenter:
     @classmethod
     def from_config(cls, cfg, model: torch.nn.Module, tile_size: int | None = None, overlap: float | None = None,
                     merge: str | None = None, batch_size: int = 4) -> "TiledSegmenter":
-        """TEST.TILE_SIZE / TILE_OVERLAP / TILE_MERGE / TILE_INSTANCE_MERGE and the test-time resize;
-        arguments override the config."""
+        """TEST.TILE_SIZE / TILE_OVERLAP / TILE_MERGE and the test-time resize; arguments override the config."""
         return cls(model, tile_size if tile_size is not None else cfg.TEST.TILE_SIZE,
                    overlap if overlap is not None else cfg.TEST.TILE_OVERLAP,
-                   merge or cfg.TEST.TILE_MERGE, batch_size, cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST,
-                   instance_merge=cfg.TEST.TILE_INSTANCE_MERGE)
+                   merge or cfg.TEST.TILE_MERGE, batch_size, cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)
 
     def resize_scale(self, height: int, width: int) -> float:
         """The factor of the test-time resize (ResizeShortestEdge's), 1.0 when there is none."""
@@ -261,8 +257,7 @@ class TiledSegmenter:
                             f"{getattr(image, 'dtype', type(image).__name__)} of shape {getattr(image, 'shape', '?')}")
         height, width = image.shape[:2]
         windows = self.windows(height, width)
-        stitcher = InstanceStitcher((height, width), self.match_iou, self.edge_margin,
-                                     self.instance_merge) if self.instances_on else None
+        stitcher = InstanceStitcher((height, width), self.match_iou, self.edge_margin) if self.instances_on else None
         if len(windows) == 1:
             scores, instances = self.tile_outputs([image], self._network_size(height, width, height, width),
                                                   (height, width))

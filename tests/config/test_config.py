@@ -68,9 +68,6 @@ def test_wrong_type_names_key(tmp_path):
 def test_bad_choice_and_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="SOLVER.OPTIMIZER"):
         load_config(None, ["SOLVER.OPTIMIZER", "LBFGS"])
-    with pytest.raises(ConfigError, match="TEST.TILE_INSTANCE_MERGE"):
-        load_config(None, ["TEST.TILE_INSTANCE_MERGE", "union"])
-    assert load_config(None, ["TEST.TILE_INSTANCE_MERGE", "vote"]).TEST.TILE_INSTANCE_MERGE == "vote"
     with pytest.raises(ConfigError, match="not found"):
         load_config(str(tmp_path / "nope.yaml"))
     with pytest.raises(ConfigError, match="KEY VALUE"):

@@ -65,49 +65,6 @@ def test_an_object_both_tiles_see_whole_is_kept_once_from_the_better_view():
     assert len(out) == 1 and np.array_equal(out[0][0], obj)  # equal scores: the larger clearance
 
 
-def test_vote_two_whole_views_average_the_score_and_the_box_and_keep_the_better_mask():
-    obj = rect(5, 25, 15, 34)  # whole in A (clearance 6) and in B (5), as above
-    thinner = obj.copy()
-    thinner[5:15, 33] = False  # B's view: boxed [25, 5, 33, 15]
-    out = as_list(stitch([(A, [(obj, 2, 0.6)]), (B, [(thinner, 2, 0.9)])], merge="vote"))
-    assert len(out) == 1
-    mask, class_id, score, box = out[0]
-    # One pixel column held by one view of two: a tie, which goes to the higher-scoring view.
-    assert np.array_equal(mask, thinner) and class_id == 2
-    assert score == pytest.approx((0.6 + 0.9) / 2, abs=1e-4)  # two tiles hold the box whole
-    # Score-weighted: x1 = (0.6 * 34 + 0.9 * 33) / 1.5 = 33.4.
-    assert box == pytest.approx([25.0, 5.0, 33.4, 15.0], abs=1e-4)
-
-
-def test_vote_three_whole_views_make_the_majority_mask():
-    C = (0, 10, 40, 50)  # a third tile holding the object whole (clearance 15)
-    obj = rect(5, 25, 15, 34)
-    no_right = obj.copy()
-    no_right[5:15, 33] = False
-    neither = no_right.copy()
-    neither[5:15, 25] = False
-    out = as_list(stitch([(A, [(obj, 1, 0.6)]), (C, [(no_right, 1, 0.3)]), (B, [(neither, 1, 0.9)])],
-                         merge="vote"))
-    assert len(out) == 1
-    mask, _, score, box = out[0]
-    # Column 25: two views of three (in); column 33: one of three (out), although the best view lacks 25.
-    assert np.array_equal(mask, no_right)
-    assert score == pytest.approx((0.6 + 0.3 + 0.9) / 3, abs=1e-4)
-    # Boxes [25, 5, 34, 15], [25, 5, 33, 15], [26, 5, 33, 15] weighted 0.6, 0.3, 0.9 of 1.8.
-    assert box == pytest.approx([(0.6 * 25 + 0.3 * 25 + 0.9 * 26) / 1.8, 5.0, (0.6 * 34 + 1.2 * 33) / 1.8, 15.0],
-                                abs=1e-4)
-
-
-def test_vote_a_view_that_another_whole_view_does_not_confirm_loses_half_its_score():
-    lone = rect(5, 25, 15, 34)  # A and B both hold it whole; only A detects it
-    corner = rect(20, 2, 30, 10)  # only A holds it (B starts at column 20)
-    objects = [(lone, 1, 0.8), (corner, 1, 0.7)]
-    voted = as_list(stitch([(A, objects), (B, [])], merge="vote"))
-    assert [(o[2], o[3]) for o in voted] == [(0.7, [2.0, 20.0, 10.0, 30.0]), (0.4, [25.0, 5.0, 34.0, 15.0])]
-    best = as_list(stitch([(A, objects), (B, [])]))
-    assert [o[2] for o in best] == [0.8, 0.7]
-
-
 def test_an_object_no_tile_sees_whole_is_the_union_of_its_parts():
     obj = rect(8, 10, 30, 55)
     obj[8:12, 10:14] = False  # not a plain rectangle
@@ -216,8 +173,6 @@ def test_bad_settings_are_config_errors():
         InstanceStitcher((H, W), match_iou=0)
     with pytest.raises(ConfigError, match="edge margin"):
         InstanceStitcher((H, W), edge_margin=-1)
-    with pytest.raises(ConfigError, match=r"tile instance merge 'mean' \(TEST.TILE_INSTANCE_MERGE\)"):
-        InstanceStitcher((H, W), merge="mean")
 
 
 def test_detections_without_masks_are_named():

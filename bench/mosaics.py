@@ -113,6 +113,22 @@ def build_mosaics(cells: list[Cell], columns: int, rows: int, gutter: int = 0,
     return mosaics
 
 
+def share_in_one_image(box_xywh, placed: list) -> float:
+    """The largest share of an XYWH box's area that lies within one of the mosaic's images
+    (`Mosaic.cells`): about 1 for a detection of one image's object (a box clipped to its image
+    is 1 exactly), lower for one that spans two images or sits in the fill between them, which
+    no image seen alone can give."""
+    x, y, w, h = box_xywh
+    best = 0.0
+    for cell, top, left in placed:
+        height, width = cell.image.shape[:2]
+        overlap_w = min(x + w, left + width) - max(x, left)
+        overlap_h = min(y + h, top + height) - max(y, top)
+        if overlap_w > 0 and overlap_h > 0:
+            best = max(best, overlap_w * overlap_h / max(w * h, 1e-9))
+    return best
+
+
 def tile_mosaic(cells: list[Cell], height: int, width: int) -> np.ndarray:
     """A height x width image filled with the cells' images in order, cycling (for the scale
     benchmark: realistic content at any size)."""

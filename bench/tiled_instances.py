@@ -3,7 +3,7 @@
 and against SAHI's sliced prediction with the same segdet model, and seconds per mosaic.
 
 A mosaic is columns x rows dataset images side by side, its ground truth their annotations moved
-by each image's offset (bench/mosaics.py). Three predictions of every mosaic, with one model:
+by each image's offset (bench/mosaics.py). The predictions of every mosaic, all with one model:
 - per image: each image predicted alone (whole-image inference), its instances moved into the
   mosaic: the reference, what the model does when it sees each image whole;
 - tiled: `Predictor(mosaic, tile_size, overlap)`: segdet's tiled inference, instances stitched;
@@ -18,7 +18,10 @@ by each image's offset (bench/mosaics.py). Three predictions of every mosaic, wi
   threshold (NMS, IOU 0.5) and with its documented default forced (GREEDYNMM, IOS 0.5). Needs
   `sahi` (a bench-only dependency: a separate virtual environment, see BENCHMARKS.md);
   --no-sahi skips it.
-All three evaluated by the same COCOeval against the same mosaic ground truth.
+All evaluated by the same COCOeval against the same mosaic ground truth. Also counted: the
+confident detections (score >= 0.5) *off one image*, less than 90 % of whose box lies in one
+image of the mosaic (spanning two images, or in the fill between them); per-image inference
+cannot make them (its boxes lie in the image).
 
     python bench/tiled_instances.py --weights output/demo_for_tiles/model_final.pth --dataset demo
     SEGDET_DATASETS=/work/shared/datasets python bench/tiled_instances.py \\
@@ -41,6 +44,8 @@ import common  # noqa: E402
 import mosaics  # noqa: E402
 
 AP_TOLERANCE = 2.0
+CONFIDENT = 0.5
+IN_ONE_IMAGE = 0.9  # share of a box in one image below which a detection is "off one image"
 
 
 def parse_args():
@@ -242,6 +247,10 @@ def main() -> None:
             del methods[name], seconds[name]
     else:
         seconds["per image, SAHI polygons"] = seconds["per image"]  # the same predictions
+    placed = {f"mosaic_{m}": mosaic.cells for m, mosaic in enumerate(built)}
+    inside = {name: [mosaics.share_in_one_image(r["bbox"], placed[r["image_id"]]) >= IN_ONE_IMAGE
+                     for r in predictions]
+              for name, predictions in methods.items()}
 
     coco_dict, id_map = convert_to_coco_dict(ground_truth, metadata)
     coco_gt = coco_from_dict(coco_dict)
@@ -253,10 +262,14 @@ def main() -> None:
                          for task in ("segm", "bbox")}
         results[name]["seconds_per_mosaic"] = seconds[name] / len(built)
         results[name]["instances"] = len(predictions)
+        results[name]["confident"] = sum(r["score"] >= CONFIDENT for r in predictions)
+        results[name]["confident_off_one_image"] = sum(r["score"] >= CONFIDENT and not ok
+                                                       for r, ok in zip(predictions, inside[name]))
         r = results[name]
         rows.append([name, r["segm"]["AP"], r["segm"]["AP50"], r["segm"]["AP75"], r["bbox"]["AP"],
-                     len(predictions), r["seconds_per_mosaic"]])
-    common.print_table(rows, ["method", "segm AP", "segm AP50", "segm AP75", "bbox AP", "instances", "s/mosaic"],
+                     len(predictions), f"{r['confident']} ({r['confident_off_one_image']})", r["seconds_per_mosaic"]])
+    common.print_table(rows, ["method", "segm AP", "segm AP50", "segm AP75", "bbox AP", "instances",
+                              f"score >= {CONFIDENT} (off one image)", "s/mosaic"],
                        title=f"{args.dataset}: {len(built)} mosaics {size[0]}x{size[1]}, tile {args.tile}, "
                              f"overlap {args.overlap}, {info['torch_threads']} threads", floatfmt=".2f")
     gap = results["per image"]["segm"]["AP"] - results["tiled"]["segm"]["AP"]

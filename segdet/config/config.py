@@ -195,6 +195,8 @@ def validate_config(cfg: CfgNode) -> None:
     if len(cfg.INPUT.CROP.SIZE) != 2 or min(cfg.INPUT.CROP.SIZE) <= 0:
         raise ConfigError(f"config key INPUT.CROP.SIZE = {cfg.INPUT.CROP.SIZE}; expected [height, width] > 0")
     _check_test_aug(cfg)
+    if not 0 <= cfg.INPUT.MOSAIC.PROB <= 1:
+        raise ConfigError(f"config key INPUT.MOSAIC.PROB = {cfg.INPUT.MOSAIC.PROB}; must be in [0, 1]")
     validate_segdet_keys(cfg)
 
 

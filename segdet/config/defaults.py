@@ -162,6 +162,12 @@ _C.INPUT.ROTATION.ANGLE_RANGE = [-10.0, 10.0]
 # segdet: photometric jitter, factors drawn uniformly from the range; [1, 1] = off.
 _C.INPUT.BRIGHTNESS = [1.0, 1.0]
 _C.INPUT.CONTRAST = [1.0, 1.0]
+# segdet: mosaic (segdet.data.mosaic): a share PROB of the training samples becomes four samples
+# on one canvas, so that the model sees images touching, as tiles of a mosaic or a large image
+# show them. segdet's trainer only (not segdet.d2's detectron2 loader).
+_C.INPUT.MOSAIC = CN()
+_C.INPUT.MOSAIC.ENABLED = False
+_C.INPUT.MOSAIC.PROB = 0.5
 # segdet: per-class loss weights (the weight_image). None = all 1; a list with one
 # weight per class; or "auto" = median-frequency balancing over the training set.
 _C.INPUT.CLASS_WEIGHTS = None

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
+from segdet.data.mosaic import Mosaic
 from segdet.data.samplers import InferenceSampler, PositionedSampler, TrainingSampler, shared_random_seed
 from segdet.errors import ConfigError, DataError
 from segdet.utils import comm
@@ -137,13 +138,17 @@ class TrainingMapDataset(Dataset):
 
     A replacement is the next dataset index that maps without DataError, so it is
     the same in every run; the replaced samples' files are in `LoadedSample.skipped`.
+    With a `Mosaic`, a sample may become a mosaic with three partners, drawn from
+    (seed, position, index) and each loaded as a sample is (bad ones replaced alike).
     """
 
-    def __init__(self, dataset_dicts: Sequence[dict], mapper: Mapper, seed: int, skip_bad_samples: bool):
+    def __init__(self, dataset_dicts: Sequence[dict], mapper: Mapper, seed: int, skip_bad_samples: bool,
+                 mosaic: Optional[Mosaic] = None):
         self.dataset_dicts = list(dataset_dicts)
         self.mapper = mapper
         self.seed = int(seed)
         self.skip_bad_samples = skip_bad_samples
+        self.mosaic = mosaic
         self._bad: set[int] = set()  # found in this process
 
     def __len__(self) -> int:
@@ -156,6 +161,23 @@ class TrainingMapDataset(Dataset):
             return _capture_failure(e)
 
     def _load(self, position: int, index: int) -> LoadedSample:
+        sample, skipped = self._map_first_good(position, index)
+        if self.mosaic is None:
+            return LoadedSample(sample, tuple(skipped))
+        rng = np.random.default_rng([self.seed, position, index, 1])
+        partners = self.mosaic.partners(rng, len(self.dataset_dicts))
+        if partners is None:
+            return LoadedSample(sample, tuple(skipped))
+        samples = [sample]
+        for k, partner in enumerate(partners):
+            partner_sample, partner_skipped = self._map_first_good(position, partner, 2 + k)
+            samples.append(partner_sample)
+            skipped += partner_skipped
+        return LoadedSample(self.mosaic.combine(samples, rng), tuple(skipped))
+
+    def _map_first_good(self, position: int, index: int, *stream: int) -> tuple[dict, list[str]]:
+        """The first sample from `index` on that maps (its augmentations seeded by
+        (seed, position, its index, *stream)), and the files of the bad ones before it."""
         n = len(self.dataset_dicts)
         last_error: Optional[DataError] = None
         skipped: list[str] = []
@@ -164,9 +186,9 @@ class TrainingMapDataset(Dataset):
             if i in self._bad:
                 skipped.append(_describe(self.dataset_dicts[i]))
                 continue
-            rng = np.random.default_rng([self.seed, position, i])
+            rng = np.random.default_rng([self.seed, position, i, *stream])
             try:
-                return LoadedSample(self.mapper(self.dataset_dicts[i], rng), tuple(skipped))
+                return self.mapper(self.dataset_dicts[i], rng), skipped
             except DataError as e:
                 if not self.skip_bad_samples:
                     raise
@@ -255,7 +277,8 @@ def build_train_loader(cfg, mapper: Mapper, dataset_dicts: Sequence[dict], start
 
     Args:
         cfg: reads SOLVER.IMS_PER_BATCH (over all processes), DATALOADER.*, SEED,
-            INPUT.CROP.CROPS_PER_IMAGE.
+            INPUT.CROP.CROPS_PER_IMAGE, INPUT.MOSAIC (with MODEL.PIXEL_MEAN and
+            MODEL.SEM_SEG_HEAD.IGNORE_VALUE, its fill).
         mapper: called as mapper(dataset_dict, rng).
         dataset_dicts: the training set.
         start_iter: the iteration to resume at; the batches are those an
@@ -287,7 +310,7 @@ def build_train_loader(cfg, mapper: Mapper, dataset_dicts: Sequence[dict], start
         rank=rank,
         world_size=world_size,
     )
-    dataset = TrainingMapDataset(dataset_dicts, mapper, seed, cfg.DATALOADER.SKIP_BAD_SAMPLES)
+    dataset = TrainingMapDataset(dataset_dicts, mapper, seed, cfg.DATALOADER.SKIP_BAD_SAMPLES, Mosaic.from_config(cfg))
     num_workers = cfg.DATALOADER.NUM_WORKERS
     return TrainLoader(
         dataset,

@@ -273,7 +273,7 @@ def main() -> None:
     gap = results["per image"]["segm"]["AP"] - results["tiled"]["segm"]["AP"]
     ok = abs(gap) <= AP_TOLERANCE
     print(f"tiled segm AP {results['tiled']['segm']['AP']:.2f} vs per image {results['per image']['segm']['AP']:.2f}: "
-          f"{gap:+.2f} points lower; within {AP_TOLERANCE}: {common.verdict(ok)}", flush=True)
+          f"tiled {-gap:+.2f} points; within {AP_TOLERANCE}: {common.verdict(ok)}", flush=True)
     settings = {"weights": args.weights, "dataset": args.dataset, "num_images": len(cells), "seed": args.seed,
                 "columns": args.columns, "rows": args.rows, "gutter": args.gutter, "fill": list(fill), "mosaic_size": list(size), "mosaics": len(built),
                 "tile": args.tile, "overlap": args.overlap, "threads": info["torch_threads"],

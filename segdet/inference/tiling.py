@@ -62,7 +62,7 @@ from segdet.utils.progress import Progress
 logger = logging.getLogger(__name__)
 
 MERGE_MODES = ("max", "mean")
-_warned = {"no_overlap": False}  # once per process, not once per image
+_warned = {"no_overlap": False, "resized_into_one_tile": False}  # once per process, not once per image
 
 Window = tuple[int, int, int, int]
 
@@ -206,6 +206,19 @@ class TiledSegmenter:
     def fits_one_tile(self, height: int, width: int) -> bool:
         return len(self.windows(height, width)) == 1
 
+    def _warn_if_resized_into_one_tile(self, height: int, width: int) -> None:
+        """A large image that the test-time resize shrinks into one tile is predicted whole, at the
+        model's test size: most likely not what the user of tiles wants, so say it (once)."""
+        if (height <= self.tile_h and width <= self.tile_w) or _warned["resized_into_one_tile"]:
+            return
+        new_h, new_w = self.resized_size(height, width)
+        logger.warning(
+            "The test-time resize (INPUT.MIN_SIZE_TEST %d, INPUT.MAX_SIZE_TEST %d) makes this %dx%d image %dx%d, "
+            "which fits one tile of %dx%d: it is predicted whole at that size, not tile by tile. To predict a "
+            "large image at its own resolution, set INPUT.MIN_SIZE_TEST 0 (and a model trained at that scale)",
+            self.test_min_size, self.test_max_size, height, width, new_h, new_w, self.tile_h, self.tile_w)
+        _warned["resized_into_one_tile"] = True
+
     def _network_size(self, th: int, tw: int, height: int, width: int) -> tuple[int, int]:
         """Network-input size of a th x tw tile: the whole image is resized exactly as
         whole-image inference resizes it; a tile by the same factor, rounded the same way."""
@@ -259,6 +272,7 @@ class TiledSegmenter:
         windows = self.windows(height, width)
         stitcher = InstanceStitcher((height, width), self.match_iou, self.edge_margin) if self.instances_on else None
         if len(windows) == 1:
+            self._warn_if_resized_into_one_tile(height, width)
             scores, instances = self.tile_outputs([image], self._network_size(height, width, height, width),
                                                   (height, width))
             segmentation, confidence = segmentation_from_scores(scores[0], self.model.ignore_class_ids)

@@ -284,6 +284,23 @@ def test_tiles_follow_the_test_time_resize(tiny):
     assert torch.equal(out["segmentation_image"], out["sem_seg"].argmax(0))
 
 
+def test_an_image_the_test_resize_shrinks_into_one_tile_gets_a_warning(tiny, monkeypatch):
+    from segdet.inference import tiling
+    from tests.logs import captured_warnings
+
+    _, cfg, model = tiny
+    cfg = cfg.clone()
+    cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST = 24, 0  # 48x96 -> 24x48, within a tile of 64
+    monkeypatch.setitem(tiling._warned, "resized_into_one_tile", False)
+    with captured_warnings("segdet.inference.tiling") as messages:
+        TiledSegmenter.from_config(cfg, model, tile_size=64)(random_image(48, 64))  # fits a tile as it is
+        assert messages == []
+        TiledSegmenter.from_config(cfg, model, tile_size=64)(random_image(48, 96))
+        TiledSegmenter.from_config(cfg, model, tile_size=64)(random_image(48, 96))
+    assert len(messages) == 1
+    assert "48x96 image 24x48" in messages[0] and "INPUT.MIN_SIZE_TEST 0" in messages[0]
+
+
 # The class weight correction (divide each class's score by its training weight to a power):
 # tiles must apply it exactly as whole-image inference does.
 CORRECTION_WEIGHTS = [1.0, 8.0, 0.5, 0.0]
